@@ -1,0 +1,22 @@
+"""Plain-PyTorch versions of every op: the executable spec, and the CPU path of ``backend="torch"``.
+
+Each function here is written to be obviously right rather than fast; it computes in float32, or in
+float64 when given float64, and returns the input's dtype.
+"""
+
+from cosmos_kernels.reference.adaln import adaln_modulate, gated_residual_adaln
+from cosmos_kernels.reference.haar import (
+    haar2d_analysis,
+    haar2d_synthesis,
+    haar3d_analysis,
+    haar3d_synthesis,
+)
+
+__all__ = [
+    "adaln_modulate",
+    "gated_residual_adaln",
+    "haar2d_analysis",
+    "haar2d_synthesis",
+    "haar3d_analysis",
+    "haar3d_synthesis",
+]
