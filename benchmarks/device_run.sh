@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine does it all: build the CUDA extension, run the GPU tests, benchmark
+# every op at the Cosmos-7B 720p shapes against eager and torch.compile, write JSON under $OUT and
+# print a short table last. The device image has torch, triton, nvcc and pytest-benchmark but no
+# registry access, hence --no-build-isolation --no-deps.
+#   usage: OUT=/some/dir bash benchmarks/device_run.sh [--quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(mktemp -d)}
+SHAPES=cosmos
+[ "${1:-}" = "--quick" ] && SHAPES=quick
+mkdir -p "$OUT"
+status=0
+
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.csv"
+python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" \
+  | tee "$OUT/versions.txt"
+
+step "build"
+start=$SECONDS
+if COSMOS_KERNELS_BUILD_CUDA=1 pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1; then
+  echo "extension built in $((SECONDS - start)) s"
+else
+  tail -40 "$OUT/build.log"; echo "BUILD FAILED: the Triton backend is still tested"; status=1
+fi
+cosmos-kernels info --json >"$OUT/info.json" 2>&1; cat "$OUT/info.json"
+
+step "GPU tests"
+timeout 300 python -m pytest tests -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
+  2>&1 | tee "$OUT/gpu_tests.txt" | tail -25
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+step "benchmarks ($SHAPES shapes, bf16)"
+backends=triton
+python -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=triton,cuda
+timeout 400 cosmos-kernels bench --backend "$backends" --json "$OUT/bench_${SHAPES}.json" \
+  $([ "$SHAPES" = quick ] && echo --quick) 2>&1 | tee "$OUT/bench.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+step "summary"
+grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
+cat "$OUT/bench.txt" | tail -12
+exit $status

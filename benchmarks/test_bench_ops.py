@@ -1,0 +1,64 @@
+"""pytest-benchmark suite: each op against PyTorch eager and torch.compile, same inputs, one run.
+
+Every result carries GB/s of compulsory traffic and the ratio to the device's copy bandwidth in
+`extra_info`; compare rows of one run (`--benchmark-group-by=param:op`).
+"""
+
+import pytest
+import torch
+
+from cosmos_kernels import benchmarking
+from cosmos_kernels._backend import unavailable_reason
+
+OPS = ["adaln_modulate", "gated_residual_adaln", "haar3d_analysis", "haar3d_synthesis"]
+IMPLS = ["triton", "cuda", "auto", "eager", "torch.compile"]
+_cache: dict = {}
+
+
+def _case(config, op):
+    key = (op, config["shapes"], config["dtype"])
+    if key not in _cache:
+        all_cases = benchmarking.cases(config["shapes"], config["dtype"], config["device"])
+        _cache.clear()  # keep one op's inputs alive at a time: Cosmos shapes are GBs
+        for case in all_cases:
+            _cache[(case.name, config["shapes"], config["dtype"])] = case
+    return _cache[key]
+
+
+@pytest.fixture(scope="session")
+def copy_bandwidth(bench_config):
+    return benchmarking.copy_bandwidth(bench_config["device"])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("op", OPS)
+def test_op(benchmark, bench_config, copy_bandwidth, op, impl):
+    if impl == "torch.compile" and not bench_config["compile"]:
+        pytest.skip("--no-compile")
+    if impl in ("triton", "cuda"):
+        if (reason := unavailable_reason(impl, torch.device(bench_config["device"]))) is not None:
+            pytest.skip(reason)
+    case = _case(bench_config, op)
+    fn = case.impls([impl] if impl not in IMPLS[3:] else [], with_compile=impl == "torch.compile")[impl]
+    for args in case.inputs[:2]:
+        fn(*args)  # warm-up outside the timed region: compilation and autotuning
+    calls = iter(range(10**9))
+    sync = torch.cuda.synchronize if bench_config["device"] == "cuda" else (lambda: None)
+
+    def run():
+        fn(*case.inputs[next(calls) % len(case.inputs)])
+        sync()
+
+    benchmark.group = f"{op} {case.shape}"
+    benchmark.pedantic(run, rounds=20, iterations=1, warmup_rounds=2)
+    # Wall-clock rounds include a launch and a sync; CUDA events time the kernels alone.
+    seconds = benchmarking.time_call(fn, case.inputs)
+    benchmark.extra_info.update(
+        op=op,
+        impl=impl,
+        shape=case.shape,
+        dtype=str(bench_config["dtype"]),
+        device_ms=seconds * 1e3,
+        gb_per_s=case.bytes_moved / seconds / 1e9,
+        fraction_of_copy_bandwidth=case.bytes_moved / seconds / copy_bandwidth,
+    )

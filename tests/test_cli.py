@@ -1,0 +1,39 @@
+"""The console script: info and a quick bench run end to end."""
+
+import json
+import subprocess
+import sys
+
+from cosmos_kernels import cli
+
+
+def test_info_json_reports_versions_and_auto_choices(capsys):
+    assert cli.main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["torch"]
+    assert set(info["auto_backend"]) == set(cli.OP_PREFERENCES)
+    if info["device"] == "cpu":  # the interpreter is never auto's choice
+        assert set(info["auto_backend"].values()) == {"torch"}
+
+
+def test_info_table_runs_as_console_script():
+    done = subprocess.run(
+        [sys.executable, "-m", "cosmos_kernels.cli", "info"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "torch" in done.stdout and "adaln_modulate" in done.stdout
+
+
+def test_bench_quick_times_every_op(tmp_path, monkeypatch):
+    monkeypatch.setattr("cosmos_kernels.benchmarking.ROTATE_BELOW_BYTES", 0)
+    report = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--no-compile", "--reps", "2", "--json", str(report)]) == 0
+    results = json.loads(report.read_text())["results"]
+    assert [r["op"] for r in results] == [
+        "adaln_modulate",
+        "gated_residual_adaln",
+        "haar3d_analysis",
+        "haar3d_synthesis",
+    ]
+    for r in results:
+        assert all(seconds > 0 for seconds in r["seconds"].values())
