@@ -23,7 +23,7 @@ def test_compile_fullgraph_matches_eager():
     args = [torch.randn(2, 6, 16), torch.randn(2, 6, 16)] + [torch.randn(2, 16) for _ in range(3)]
     args.append(torch.randn(1, 3, 5, 4, 4))
     args = [a.requires_grad_() for a in args]
-    compiled = torch.compile(block_step, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(block_step, fullgraph=True)
     eager_out = block_step(*args)
     eager_grads = torch.autograd.grad(sum(o.square().sum() for o in eager_out), args)
     compiled_out = compiled(*args)
