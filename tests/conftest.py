@@ -15,9 +15,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
+from cuda_emulator import build as cuda_emulator
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRITON = importlib.util.find_spec("triton") is not None
+# Without a GPU the CUDA kernels still run, slowly, as host C++ (tests/cuda_emulator).
+EMULATE_CUDA = not HAS_CUDA and cuda_emulator.missing_tools() is None
 
 # ||out - ref|| / ||ref|| against a float64 reference (DESIGN.md).
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float64: 1e-12}
@@ -43,6 +46,8 @@ def backend_params() -> list:
                 ),
             )
         )
+    if EMULATE_CUDA:
+        params.append(pytest.param("cpu", "cuda", id="cpu-cuda-emulated"))
     gpu = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")]
     params.append(pytest.param("cuda", "torch", id="cuda-torch", marks=gpu))
     params.append(pytest.param("cuda", "triton", id="cuda-triton", marks=gpu))
@@ -74,3 +79,41 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, what: str = "output") -> None:
     err = rel_error(out, ref)
     assert err < TOLERANCE[dtype], f"{what}: relative error {err:.3g} >= {TOLERANCE[dtype]:g} ({dtype})"
+
+
+@pytest.fixture(scope="session")
+def emulated_extension(tmp_path_factory):
+    """The CUDA kernels compiled as host C++ (see tests/cuda_emulator/build.py), as a module."""
+    package = cuda_emulator.build(tmp_path_factory.mktemp("cuda_emulator"))
+    spec = importlib.util.spec_from_file_location("_C", next(package.glob("_C*")))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_dtype_only(name, t, like=None):
+    """The launchers' tensor check without its device test: emulated kernels read CPU memory."""
+    from cosmos_kernels.cuda import _DTYPE_CODES
+
+    if t.dtype not in _DTYPE_CODES or (like is not None and t.dtype != like.dtype):
+        raise ValueError(f"{name}: unexpected dtype {t.dtype}")
+
+
+@pytest.fixture(autouse=True)
+def _route_cuda_backend_to_the_emulator(request, monkeypatch):
+    """For (device="cpu", backend="cuda") tests: the cuda backend takes CPU tensors, run emulated."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or (callspec.params.get("device"), callspec.params.get("backend")) != ("cpu", "cuda"):
+        return
+    module = request.getfixturevalue("emulated_extension")
+    from cosmos_kernels import _backend
+    from cosmos_kernels.cuda import adaln, haar
+
+    real_reason = _backend.unavailable_reason
+    monkeypatch.setattr(
+        _backend, "unavailable_reason", lambda b, d: None if b == "cuda" else real_reason(b, d)
+    )
+    for launchers in (adaln, haar):
+        monkeypatch.setattr(launchers, "extension", lambda: module)
+        monkeypatch.setattr(launchers, "_stream", lambda t: 0)
+        monkeypatch.setattr(launchers, "_check_tensor", _check_dtype_only)

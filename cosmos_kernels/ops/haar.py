@@ -77,7 +77,7 @@ def _reference_transform(
         return out / gain
     # the adjoint of synthesis
     if is_video:
-        padded = torch.cat([x.new_zeros(x.shape[:2] + (front,) + x.shape[3:]), x], dim=2)
+        padded = torch.cat([x.new_zeros((*x.shape[:2], front, *x.shape[3:])), x], dim=2)
         return reference.haar3d_analysis(padded, levels, False, False) * gain
     return reference.haar2d_analysis(x, levels, False) * gain
 

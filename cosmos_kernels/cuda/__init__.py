@@ -1,0 +1,81 @@
+"""Launchers of the CUDA C++ kernels: ``csrc/`` compiled and bound by ``python/bindings.cpp`` into the
+optional extension ``cosmos_kernels._C``.
+
+The extension exists only when the package was built with a CUDA compiler (``COSMOS_KERNELS_BUILD_CUDA``),
+so nothing here imports it at package import: :func:`is_built` tries once and :func:`import_error` says
+why it failed. The launchers in :mod:`.adaln` and :mod:`.haar` take torch tensors, allocate their outputs
+with torch and hand the kernels raw pointers, strides and torch's current stream; the ``ops`` layer
+validates shapes before calling them, the launchers re-check what would otherwise fault on the GPU.
+"""
+
+import functools
+import importlib
+from types import ModuleType
+
+import torch
+
+__all__ = ["build_info", "extension", "import_error", "is_built"]
+
+# The dtype codes of the C++ side (cosmos_kernels::DType).
+_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+@functools.cache
+def _load() -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module("cosmos_kernels._C"), None
+    except Exception as error:  # a missing build, or a broken one: either way the CUDA backend is off
+        return None, f"{type(error).__name__}: {error}"
+
+
+def is_built() -> bool:
+    """Whether the CUDA extension ``cosmos_kernels._C`` imports (it does without a GPU too)."""
+    return _load()[0] is not None
+
+
+def import_error() -> str | None:
+    """Why ``cosmos_kernels._C`` does not import, or None when it does."""
+    return _load()[1]
+
+
+def extension() -> ModuleType:
+    """The extension module; RuntimeError naming the import error when it is not available."""
+    module, error = _load()
+    if module is None:
+        raise RuntimeError(
+            f"the CUDA extension cosmos_kernels._C is not available ({error}); reinstall with a CUDA "
+            "compiler present (COSMOS_KERNELS_BUILD_CUDA=1 pip install -e .) or use another backend"
+        )
+    return module
+
+
+def build_info() -> dict[str, object] | None:
+    """CUDA compiler and runtime versions and target architectures of the build; None when not built."""
+    module = _load()[0]
+    return None if module is None else dict(module.build_info())
+
+
+# Helpers shared by the launchers.
+
+
+def _check_tensor(name: str, t: torch.Tensor, like: torch.Tensor | None = None) -> None:
+    """ValueError unless t is a CUDA tensor of a supported dtype (the dtype and device of `like`)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_cuda:
+        raise ValueError(f"{name} must be a CUDA tensor, got device {t.device}")
+    if t.dtype not in _DTYPE_CODES:
+        raise ValueError(f"{name} must be float32, float16 or bfloat16, got {t.dtype}")
+    if like is not None and t.dtype != like.dtype:
+        raise ValueError(f"{name} must have dtype {like.dtype} like the other inputs, got {t.dtype}")
+    if like is not None and t.device != like.device:
+        raise ValueError(f"{name} must be on {like.device} like the other inputs, got {t.device}")
+
+
+def _dtype_code(t: torch.Tensor) -> int:
+    return _DTYPE_CODES[t.dtype]
+
+
+def _stream(t: torch.Tensor) -> int:
+    """The cudaStream_t of torch's current stream on t's device, as an integer."""
+    return torch.cuda.current_stream(t.device).cuda_stream
