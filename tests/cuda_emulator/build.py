@@ -48,9 +48,10 @@ def build(out_dir: Path) -> Path:
         _as_host_cpp(cu, sources[-1])
 
     flags = ["g++", "-std=c++20", "-O1", "-fPIC", "-w", f"-I{CUDA_INCLUDE}", f"-I{src}"]
+    objects = [out_dir / f"{s.stem}.o" for s in sources]
     commands = [
-        [*flags, "-include", str(HERE / "emu.h"), "-c", str(s), "-o", str(s.with_suffix(".o"))]
-        for s in sources
+        [*flags, "-include", str(HERE / "emu.h"), "-c", str(s), "-o", str(o)]
+        for s, o in zip(sources, objects, strict=True)
     ]
     bindings = out_dir / "bindings.o"
     commands.append([
@@ -65,8 +66,9 @@ def build(out_dir: Path) -> Path:
     package = out_dir / "pkg"
     package.mkdir(exist_ok=True)
     module = package / f"_C{sysconfig.get_config_var('EXT_SUFFIX')}"
-    objects = [str(s.with_suffix(".o")) for s in sources] + [str(bindings)]
-    subprocess.run(["g++", "-shared", "-o", str(module), *objects, "-lpthread"], check=True)
+    subprocess.run(
+        ["g++", "-shared", "-o", str(module), *map(str, objects), str(bindings), "-lpthread"], check=True
+    )
     return package
 
 
