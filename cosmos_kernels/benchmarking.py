@@ -59,6 +59,10 @@ def _gated_eager(
     return h.to(x.dtype), _modulate_eager(h, shift, scale).to(x.dtype)
 
 
+def _shape_label(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
 def _input_sets(make: Callable[[], tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, ...]]:
     first = make()
     size = sum(t.numel() * t.element_size() for t in first)
@@ -75,7 +79,7 @@ def adaln_case(batch: int, seq: int, dim: int, dtype: torch.dtype, device: str) 
     elem = torch.finfo(dtype).bits // 8
     return Case(
         name="adaln_modulate",
-        shape=f"({batch}, {seq}, {dim})",
+        shape=_shape_label((batch, seq, dim)),
         bytes_moved=2 * batch * seq * dim * elem,
         inputs=_input_sets(make),
         op=ops.adaln_modulate,
@@ -92,7 +96,7 @@ def gated_case(batch: int, seq: int, dim: int, dtype: torch.dtype, device: str) 
     elem = torch.finfo(dtype).bits // 8
     return Case(
         name="gated_residual_adaln",
-        shape=f"({batch}, {seq}, {dim})",
+        shape=_shape_label((batch, seq, dim)),
         bytes_moved=4 * batch * seq * dim * elem,
         inputs=_input_sets(make),
         op=ops.gated_residual_adaln,
@@ -112,7 +116,7 @@ def haar3d_case(video_shape: tuple[int, ...], dtype: torch.dtype, device: str, *
     eager = reference.haar3d_synthesis if inverse else reference.haar3d_analysis
     return Case(
         name="haar3d_synthesis" if inverse else "haar3d_analysis",
-        shape=str(video_shape),
+        shape=_shape_label(video_shape),
         bytes_moved=(math.prod(in_shape) + out_numel) * (torch.finfo(dtype).bits // 8),
         inputs=_input_sets(make),
         op=functools.partial(fn, levels=1, causal=True),

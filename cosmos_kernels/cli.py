@@ -124,13 +124,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress.advance(task)
             rows.append((case, times))
 
-    table = Table(title=f"{device} {args.dtype}, copy bandwidth {peak / 1e9:.0f} GB/s")
+    table = Table(title=f"{device}, {args.dtype}: ms per call (median); copy {peak / 1e9:.0f} GB/s")
     table.add_column("op")
     table.add_column("shape")
     for impl in rows[0][1]:
-        table.add_column(f"{impl} ms", justify="right")
-    table.add_column("best ours GB/s", justify="right")
-    table.add_column("best peer / best ours", justify="right")
+        table.add_column(impl, justify="right")
+    table.add_column("ours GB/s", justify="right")
+    table.add_column("speedup", justify="right")
     results = []
     for case, times in rows:
         ours = min(times[b] for b in backends)

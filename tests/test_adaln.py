@@ -142,3 +142,13 @@ def test_triton_backward_sums_frames_over_several_chunks(monkeypatch):
     (h64.sin().sum() + out64.square().sum()).backward()
     for ours, theirs in zip(inputs, inputs64, strict=True):
         assert_close(ours.grad, theirs.grad, torch.float32)
+
+
+@pytest.mark.parametrize(("device", "backend"), backend_params())
+def test_modulate_with_per_frame_shift_and_per_batch_scale(device, backend):
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 24, device=device)
+    shift, scale = torch.randn(2, 3, 24, device=device), torch.randn(2, 24, device=device)
+    x_hat = torch.nn.functional.layer_norm(x, (24,), eps=1e-6)
+    expected = x_hat * (1 + scale[:, None]) + shift.repeat_interleave(2, dim=1)
+    torch.testing.assert_close(ops.adaln_modulate(x, shift, scale, backend=backend), expected)
