@@ -90,11 +90,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     table = Table(title=f"cosmos_kernels {info['cosmos_kernels']}", show_header=False)
-    for key in ("python", "torch", "torch_cuda", "triton", "extension"):
+    for key in ("python", "torch", "torch_cuda", "triton"):
         table.add_row(key, str(info[key]))
-    gpus = info["gpus"] or [{"name": "none", "memory_gib": "-"}]
-    for i, gpu in enumerate(gpus):
+    ext = info["extension"]
+    if isinstance(ext, dict):
+        ext = f"built with CUDA {ext['cuda_compiler_version']} for sm {', '.join(ext['cuda_archs'])}"
+    table.add_row("extension _C", ext)
+    for i, gpu in enumerate(info["gpus"]):
         table.add_row(f"gpu {i}", f"{gpu['name']} ({gpu['memory_gib']} GiB)")
+    if not info["gpus"]:
+        table.add_row("gpus", "none")
     for op, backend in info["auto_backend"].items():
         table.add_row(f"auto on {info['device']}: {op}", backend)
     console.print(table)

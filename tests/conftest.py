@@ -2,7 +2,7 @@
 
 TRITON_INTERPRET must be set before any Triton kernel is defined, so it is set here, before the
 package is imported. On a GPU machine the same tests run compiled kernels; `pytest -m gpu` selects
-the tests that need one.
+the tests that need one. The CUDA kernels also run on CPU, emulated (tests/cuda_emulator).
 """
 
 import importlib.util
@@ -22,6 +22,7 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 # Without a GPU the CUDA kernels still run, slowly, as host C++ (tests/cuda_emulator).
 EMULATE_CUDA = not HAS_CUDA and cuda_emulator.missing_tools() is None
 
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # ||out - ref|| / ||ref|| against a float64 reference (DESIGN.md).
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float64: 1e-12}
 
@@ -60,13 +61,6 @@ def backend_params() -> list:
         )
     )
     return params
-
-
-def dtypes_for(device: str, backend: str) -> list[torch.dtype]:
-    """bfloat16 on the CPU interpreter is emulated bit by bit and slow; it is tested on GPUs."""
-    if device == "cpu" and backend == "triton":
-        return [torch.float32, torch.float16]
-    return [torch.float32, torch.float16, torch.bfloat16]
 
 
 def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
