@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cosmos_kernels import __version__, benchmarking, cuda
-from cosmos_kernels._backend import resolve_backend
+from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reason
 from cosmos_kernels.ops import adaln, haar
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -113,9 +113,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     dtype = DTYPES[args.dtype]
     size = "quick" if args.quick else "cosmos"
     console = Console()
+    backends = args.backend.split(",")
+    for backend in backends:
+        if backend not in ("auto", *BACKENDS):
+            console.print(f"[red]--backend: expected auto, {', '.join(BACKENDS)}; got {backend!r}[/]")
+            return 2
+        if backend != "auto" and (reason := unavailable_reason(backend, torch.device(device))) is not None:
+            console.print(f"[red]--backend {backend} cannot run on {device}: {reason}[/]")
+            return 2
     if device == "cpu":
         console.print("[yellow]No GPU: timing the torch backend on CPU; the kernels need a GPU.[/]")
-    backends = args.backend.split(",")
     bench_cases = benchmarking.cases(size, dtype, device)
     peak = benchmarking.copy_bandwidth(device)
     rows = []
