@@ -61,16 +61,10 @@ def _rows(t: torch.Tensor) -> tuple[int, int, int]:
     return t.data_ptr(), t.stride(0), t.stride(1)
 
 
-def adaln_modulate_forward(
-    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float
-) -> torch.Tensor:
-    """``LN(x) * (1 + scale) + shift``, LN over D without affine."""
-    _check_x("x", x)
-    _check_modulation("shift", shift, x)
-    _check_modulation("scale", scale, x)
-    if shift.shape != scale.shape:
-        raise ValueError(f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have one shape")
-    out = empty_output(x.shape, x)
+def _forward(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, out: torch.Tensor, eps: float, **gated: object
+) -> None:
+    """Shared by both forward launchers; ``gated`` holds y, gate and h_out for the gated form."""
     extension().adaln_forward(
         dtype=_dtype_code(x),
         sizes=_sizes(x, shift),
@@ -81,7 +75,21 @@ def adaln_modulate_forward(
         eps=float(eps),
         device=x.get_device(),
         stream=_stream(x),
+        **gated,
     )
+
+
+def adaln_modulate_forward(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``LN(x) * (1 + scale) + shift``, LN over D without affine."""
+    _check_x("x", x)
+    _check_modulation("shift", shift, x)
+    _check_modulation("scale", scale, x)
+    if shift.shape != scale.shape:
+        raise ValueError(f"shift {tuple(shift.shape)} and scale {tuple(scale.shape)} must have one shape")
+    out = empty_output(x.shape, x)
+    _forward(x, shift, scale, out, eps)
     return out
 
 
@@ -101,20 +109,7 @@ def gated_residual_adaln_forward(
         if t.shape != gate.shape:
             raise ValueError(f"{name} must have the shape of gate {tuple(gate.shape)}, got {tuple(t.shape)}")
     h, out = empty_output(x.shape, x), empty_output(x.shape, x)
-    extension().adaln_forward(
-        dtype=_dtype_code(x),
-        sizes=_sizes(x, gate),
-        x=_rows(x),
-        shift=_rows(shift),
-        scale=_rows(scale),
-        out=out.data_ptr(),
-        eps=float(eps),
-        device=x.get_device(),
-        stream=_stream(x),
-        y=_rows(y),
-        gate=_rows(gate),
-        h_out=h.data_ptr(),
-    )
+    _forward(x, shift, scale, out, eps, y=_rows(y), gate=_rows(gate), h_out=h.data_ptr())
     return h, out
 
 

@@ -73,6 +73,22 @@ def _store_band(
 
 
 @triton.jit
+def _program_tile(C, T2, n_tiles_h, n_tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """(batch * C + channel, t, output rows h, output columns w, pixel columns) of this program's tile."""
+    pid = tl.program_id(0)
+    tile_w = pid % n_tiles_w
+    rest = pid // n_tiles_w
+    tile_h = rest % n_tiles_h
+    rest = rest // n_tiles_h
+    t = rest % T2
+    bc = rest // T2
+    h = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    w = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)
+    cols = tile_w * 2 * BLOCK_W + tl.arange(0, 2 * BLOCK_W)
+    return bc, t, h, w, cols
+
+
+@triton.jit
 def _haar_analysis_kernel(
     x_ptr, y_ptr, coeff,
     C, T, W, T2, H2, W2, front, n_tiles_h, n_tiles_w,
@@ -82,19 +98,8 @@ def _haar_analysis_kernel(
 ):  # fmt: skip
     # One flat grid axis, w tiles fastest: axes 1 and 2 stop at 65535, and neighbouring programs then
     # stream neighbouring rows.
-    pid = tl.program_id(0)
-    tile_w = pid % n_tiles_w
-    rest = pid // n_tiles_w
-    tile_h = rest % n_tiles_h
-    rest = rest // n_tiles_h
-    t = rest % T2
-    bc = rest // T2
-    b = bc // C
-    c = bc % C
-
-    h = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    w = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)
-    cols = tile_w * 2 * BLOCK_W + tl.arange(0, 2 * BLOCK_W)
+    bc, t, h, w, cols = _program_tile(C, T2, n_tiles_h, n_tiles_w, BLOCK_H, BLOCK_W)
+    b, c = bc // C, bc % C
     h_ok = h < H2
     in_cols = (cols < 2 * W2)[None, :]
     in_mask = h_ok[:, None] & in_cols
@@ -181,19 +186,8 @@ def _haar_synthesis_kernel(
     BAND_T: tl.constexpr, BAND_H: tl.constexpr, BAND_W: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):  # fmt: skip
-    pid = tl.program_id(0)
-    tile_w = pid % n_tiles_w
-    rest = pid // n_tiles_w
-    tile_h = rest % n_tiles_h
-    rest = rest // n_tiles_h
-    t = rest % T2
-    bc = rest // T2
-    b = bc // C
-    c = bc % C
-
-    h = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    w = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)
-    cols = tile_w * 2 * BLOCK_W + tl.arange(0, 2 * BLOCK_W)
+    bc, t, h, w, cols = _program_tile(C, T2, n_tiles_h, n_tiles_w, BLOCK_H, BLOCK_W)
+    b, c = bc // C, bc % C
     h_ok = h < H2
     in_cols = (w < W2)[None, :]
     out_cols = (cols < 2 * W2)[None, :]
