@@ -1,6 +1,8 @@
 """torch.compile(fullgraph=True) sees each op as one opaque node and matches eager."""
 
+import pytest
 import torch
+from conftest import HAS_CUDA
 
 from cosmos_kernels import ops
 from cosmos_kernels.ops import adaln, haar
@@ -18,11 +20,18 @@ def block_step(x, y, gate, shift, scale, video):
     )
 
 
-def test_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")]),
+    ],
+)
+def test_compile_fullgraph_matches_eager(device):
     torch.manual_seed(0)
     args = [torch.randn(2, 6, 16), torch.randn(2, 6, 16)] + [torch.randn(2, 16) for _ in range(3)]
     args.append(torch.randn(1, 3, 5, 4, 4))
-    args = [a.requires_grad_() for a in args]
+    args = [a.to(device).requires_grad_() for a in args]
     compiled = torch.compile(block_step, fullgraph=True)
     eager_out = block_step(*args)
     eager_grads = torch.autograd.grad(sum(o.square().sum() for o in eager_out), args)
