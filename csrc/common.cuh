@@ -141,6 +141,7 @@ __device__ __forceinline__ void store_from_float(T* p, int valid, const float (&
 
 inline void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) {
+    (void)cudaGetLastError();  // cleared, or the next good launch's check_launch would report it again
     throw std::runtime_error(std::string("cosmos_kernels: ") + what + ": " + cudaGetErrorName(status) + " (" +
                              cudaGetErrorString(status) + ")");
   }
@@ -160,7 +161,7 @@ class DeviceGuard {
     restore_ = previous_ != device;
   }
   ~DeviceGuard() {
-    if (restore_) cudaSetDevice(previous_);
+    if (restore_ && cudaSetDevice(previous_) != cudaSuccess) (void)cudaGetLastError();
   }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;

@@ -5,6 +5,7 @@ package is imported. On a GPU machine the same tests run compiled kernels; `pyte
 the tests that need one. The CUDA kernels also run on CPU, emulated (tests/cuda_emulator).
 """
 
+import contextlib
 import importlib.util
 import os
 
@@ -110,4 +111,5 @@ def _route_cuda_backend_to_the_emulator(request, monkeypatch):
     for launchers in (adaln, haar):
         monkeypatch.setattr(launchers, "extension", lambda: module)
         monkeypatch.setattr(launchers, "_stream", lambda t: 0)
+        monkeypatch.setattr(launchers, "_device", lambda t: contextlib.nullcontext())
         monkeypatch.setattr(launchers, "_check_tensor", _check_dtype_only)

@@ -76,6 +76,13 @@ def _dtype_code(t: torch.Tensor) -> int:
     return _DTYPE_CODES[t.dtype]
 
 
+def _device(t: torch.Tensor) -> torch.cuda.device:
+    """Makes t's device current around a launch. torch's guard restores the caller's device without
+    creating a context there, which the extension's own guard (plain cudaSetDevice) would do for an
+    unused device 0; with this in place that guard finds nothing to switch."""
+    return torch.cuda.device(t.device)
+
+
 def _stream(t: torch.Tensor) -> int:
     """The cudaStream_t of torch's current stream on t's device, as an integer."""
     return torch.cuda.current_stream(t.device).cuda_stream

@@ -10,7 +10,7 @@ kernels compute in fp32 and return new contiguous tensors of the input dtype; th
 import torch
 
 from cosmos_kernels._alloc import empty_output
-from cosmos_kernels.cuda import _check_tensor, _dtype_code, _stream, extension
+from cosmos_kernels.cuda import _check_tensor, _device, _dtype_code, _stream, extension
 
 __all__ = [
     "adaln_modulate_backward",
@@ -65,18 +65,19 @@ def _forward(
     x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, out: torch.Tensor, eps: float, **gated: object
 ) -> None:
     """Shared by both forward launchers; ``gated`` holds y, gate and h_out for the gated form."""
-    extension().adaln_forward(
-        dtype=_dtype_code(x),
-        sizes=_sizes(x, shift),
-        x=_rows(x),
-        shift=_rows(shift),
-        scale=_rows(scale),
-        out=out.data_ptr(),
-        eps=float(eps),
-        device=x.get_device(),
-        stream=_stream(x),
-        **gated,
-    )
+    with _device(x):
+        extension().adaln_forward(
+            dtype=_dtype_code(x),
+            sizes=_sizes(x, shift),
+            x=_rows(x),
+            shift=_rows(shift),
+            scale=_rows(scale),
+            out=out.data_ptr(),
+            eps=float(eps),
+            device=x.get_device(),
+            stream=_stream(x),
+            **gated,
+        )
 
 
 def adaln_modulate_forward(
@@ -131,35 +132,36 @@ def _backward(
     grad_x = new(*x.shape)
     frame_grads = [new(batch, frames, dim) for _ in range(3 if gated else 2)]  # shift, scale, gate
     # fp32 frame sums per chunk of tokens, added up in a fixed order by the kernels' second pass.
-    pieces = ext.adaln_backward_pieces(code, sizes, gated is not None, x.get_device())
-    workspace = new(len(frame_grads), pieces, batch * frames, dim, dtype=torch.float32)
-    gated_args = {}
-    if gated is not None:
-        grad_h, y, gate = gated
-        grad_y = new(*x.shape)
-        gated_args = {
-            "grad_h": _rows(grad_h),
-            "y": _rows(y),
-            "gate": _rows(gate),
-            "grad_y": grad_y.data_ptr(),
-            "grad_gate": frame_grads[2].data_ptr(),
-        }
-    ext.adaln_backward(
-        dtype=code,
-        sizes=sizes,
-        grad_out=_rows(grad_out),
-        x=_rows(x),
-        scale=_rows(scale),
-        grad_x=grad_x.data_ptr(),
-        grad_shift=frame_grads[0].data_ptr(),
-        grad_scale=frame_grads[1].data_ptr(),
-        workspace=workspace.data_ptr(),
-        pieces=pieces,
-        eps=float(eps),
-        device=x.get_device(),
-        stream=_stream(x),
-        **gated_args,
-    )
+    with _device(x):
+        pieces = ext.adaln_backward_pieces(code, sizes, gated is not None, x.get_device())
+        workspace = new(len(frame_grads), pieces, batch * frames, dim, dtype=torch.float32)
+        gated_args = {}
+        if gated is not None:
+            grad_h, y, gate = gated
+            grad_y = new(*x.shape)
+            gated_args = {
+                "grad_h": _rows(grad_h),
+                "y": _rows(y),
+                "gate": _rows(gate),
+                "grad_y": grad_y.data_ptr(),
+                "grad_gate": frame_grads[2].data_ptr(),
+            }
+        ext.adaln_backward(
+            dtype=code,
+            sizes=sizes,
+            grad_out=_rows(grad_out),
+            x=_rows(x),
+            scale=_rows(scale),
+            grad_x=grad_x.data_ptr(),
+            grad_shift=frame_grads[0].data_ptr(),
+            grad_scale=frame_grads[1].data_ptr(),
+            workspace=workspace.data_ptr(),
+            pieces=pieces,
+            eps=float(eps),
+            device=x.get_device(),
+            stream=_stream(x),
+            **gated_args,
+        )
     if gated is None:
         return grad_x, frame_grads[0], frame_grads[1]
     return grad_x, grad_y, frame_grads[2], frame_grads[0], frame_grads[1]

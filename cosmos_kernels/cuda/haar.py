@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from cosmos_kernels._alloc import empty_output
-from cosmos_kernels.cuda import _check_tensor, _dtype_code, _stream, extension
+from cosmos_kernels.cuda import _check_tensor, _device, _dtype_code, _stream, extension
 
 __all__ = [
     "haar2d_analysis_level",
@@ -38,15 +38,16 @@ def _check_even(name: str, **sizes: int) -> None:
 
 def _run(kernel: Callable[..., None], coeffs: torch.Tensor, **args: object) -> None:
     """Calls _C.haar_analysis or _C.haar_synthesis; the sizes not in `args` come from the coefficients."""
-    kernel(
-        dtype=_dtype_code(coeffs),
-        batch=coeffs.shape[0],
-        half_height=coeffs.shape[-2],
-        half_width=coeffs.shape[-1],
-        device=coeffs.get_device(),
-        stream=_stream(coeffs),
-        **args,
-    )
+    with _device(coeffs):
+        kernel(
+            dtype=_dtype_code(coeffs),
+            batch=coeffs.shape[0],
+            half_height=coeffs.shape[-2],
+            half_width=coeffs.shape[-1],
+            device=coeffs.get_device(),
+            stream=_stream(coeffs),
+            **args,
+        )
 
 
 def haar3d_analysis_level(x: torch.Tensor, coeff: float, front: int, zero_front: bool) -> torch.Tensor:
