@@ -1,0 +1,494 @@
+"""The Cosmos continuous tokenizers: causal video (CV8x8x8, CV4x8x8) and image (CI8x8).
+
+Pixels in [-1, 1] go through a Haar wavelet patcher (patch_size p: p x p x p in video, p x p in
+images), then a conv net that halves space (and time) the remaining times, down to ``latent_channels``;
+the decoder mirrors it and ends with the inverse wavelet. The video networks are causal: latent frame
+j depends on input frames 0 .. t*j only (t = temporal compression), and output frames likewise on
+latent frames at or before theirs.
+
+Module and attribute names are Cosmos Tokenizer's (``networks/continuous_video.py``,
+``modules/layers3d.py``, ``modules/layers2d.py``), so ``state_dict()`` keys are the keys of its
+checkpoints; see ``tokenizer_checkpoint.py`` for loading them.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cosmos_kernels.nn import (
+    AttnBlock,
+    CausalAttnBlock,
+    CausalConv3d,
+    CausalHybridDownsample3d,
+    CausalHybridUpsample3d,
+    CausalNormalize,
+    CausalResnetBlockFactorized3d,
+    CausalTemporalAttnBlock,
+    Downsample,
+    Patcher,
+    Patcher3d,
+    ResnetBlock,
+    UnPatcher,
+    UnPatcher3d,
+    Upsample,
+    factorized_causal_conv3d,
+    group_norm,
+    haar_levels,
+)
+
+Tensor = torch.Tensor
+VIDEO, IMAGE = "FACTORIZED", "Default"
+
+
+def _power_of_two_at_least(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value & (value - 1):
+        raise ValueError(f"TokenizerConfig: {name} must be a power of two >= {minimum}, got {value!r}")
+    return int(math.log2(value))
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """A continuous Cosmos tokenizer, in the keys of Cosmos Tokenizer's ``networks/configs.py``.
+
+    A Cosmos ``continuous_video`` or ``continuous_image`` dict without its ``name`` entry maps onto
+    these fields one to one. Keys that select variants we do not build (``patch_method="rearrange"``,
+    the VAE formulation, non-factorized 3D layers) are checked, not ignored.
+
+    ``decoder_channels_mult`` is ours, not a Cosmos key. None means ``channels_mult``. Cosmos
+    Tokenizer's ``CausalContinuousVideoTokenizer`` (as of 3584ae7, and ComfyUI's copy of it) builds
+    the Cosmos-0.1 CV4x8x8 decoder with channels_mult (2, 4) whenever ``temporal_compression == 4``,
+    while the encoder keeps (2, 4, 4); this field says so explicitly.
+    """
+
+    encoder: str = VIDEO  # "FACTORIZED": causal video network; "Default": 2D image network
+    decoder: str = VIDEO
+    in_channels: int = 3
+    out_channels: int = 3
+    channels: int = 128
+    channels_mult: tuple[int, ...] = (2, 4, 4)  # width of each resolution level, times ``channels``
+    num_res_blocks: int = 2  # per encoder level; decoder levels have one more
+    attn_resolutions: tuple[int, ...] = (32,)  # levels whose nominal resolution is listed get attention
+    dropout: float = 0.0
+    resolution: int = 1024  # nominal input size; only places the level attention
+    patch_size: int = 4
+    patch_method: str = "haar"
+    z_channels: int = 16  # encoder output / decoder input
+    z_factor: int = 1  # 2 would carry a VAE's mean and log-variance
+    latent_channels: int = 16
+    spatial_compression: int = 8
+    temporal_compression: int = 8  # 1 for images
+    num_groups: int = 1  # GroupNorm groups: 1 (per-frame) in video, 32 in Cosmos's image networks
+    legacy_mode: bool = False  # older video checkpoints upsample time one decoder level earlier
+    formulation: str = "AE"
+    decoder_channels_mult: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("channels_mult", "attn_resolutions", "decoder_channels_mult"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if (self.encoder, self.decoder) not in ((VIDEO, VIDEO), (IMAGE, IMAGE)):
+            raise ValueError(
+                f"TokenizerConfig: encoder and decoder must both be {VIDEO!r} (causal video) or both "
+                f"{IMAGE!r} (image), got {self.encoder!r} and {self.decoder!r}"
+            )
+        for name, supported in (("patch_method", "haar"), ("formulation", "AE"), ("z_factor", 1)):
+            if getattr(self, name) != supported:
+                raise ValueError(
+                    f"TokenizerConfig: only {name}={supported!r} is built (the released continuous "
+                    f"tokenizers), got {getattr(self, name)!r}"
+                )
+        if not self.channels_mult or not self.decoder_mult:
+            raise ValueError("TokenizerConfig: channels_mult and decoder_channels_mult must not be empty")
+        haar_levels(self.patch_size)
+        if self.is_video and self.num_groups != 1:
+            raise ValueError(
+                "TokenizerConfig: the factorized video networks normalize each frame with one group "
+                f"(Cosmos ignores other values); num_groups must be 1, got {self.num_groups}"
+            )
+        if not self.is_video:
+            if self.temporal_compression != 1 or self.legacy_mode:
+                raise ValueError(
+                    "TokenizerConfig: image tokenizers take temporal_compression=1 and legacy_mode=False"
+                )
+            widths = [self.channels * m for m in (1, *self.channels_mult, *self.decoder_mult)]
+            if any(w % self.num_groups for w in widths):
+                raise ValueError(
+                    f"TokenizerConfig: every width {sorted(set(widths))} must be divisible by "
+                    f"num_groups = {self.num_groups}"
+                )
+        self._check_resampling()
+
+    @property
+    def is_video(self) -> bool:
+        return self.encoder == VIDEO
+
+    @property
+    def decoder_mult(self) -> tuple[int, ...]:
+        return self.channels_mult if self.decoder_channels_mult is None else self.decoder_channels_mult
+
+    def network_halvings(self) -> tuple[int, int]:
+        """How often the conv net itself halves (space, time): the compression the patcher leaves."""
+        patch = int(math.log2(self.patch_size))
+        space = _power_of_two_at_least("spatial_compression", self.spatial_compression, self.patch_size)
+        if not self.is_video:
+            return space - patch, 0
+        time = _power_of_two_at_least("temporal_compression", self.temporal_compression, self.patch_size)
+        return space - patch, time - patch
+
+    def down_flags(self) -> dict[int, tuple[bool, bool]]:
+        """(spatial, temporal) halving of each encoder level that has a ``downsample`` module.
+
+        Cosmos gives every video level but the last one a downsampler, halving space and time at
+        the first levels; an image level gets one only where it halves.
+        """
+        space, time = self.network_halvings()
+        levels = len(self.channels_mult)
+        if self.is_video:
+            return {i: (i < space, i < time) for i in range(levels - 1)}
+        return {i: (True, False) for i in range(min(space, levels))}
+
+    def up_flags(self) -> dict[int, tuple[bool, bool]]:
+        """(spatial, temporal) doubling of each decoder level (by index) that has an ``upsample``.
+
+        The video rule is Cosmos's ``DecoderFactorized``: counted from the first level to run
+        (``rev = 0``), time doubles at ``0 < rev <= time halvings`` (legacy: ``rev < halvings``)
+        and space wherever time does, or at ``rev < space halvings`` if space halves more often.
+        Images double at the first levels to run.
+        """
+        space, time = self.network_halvings()
+        levels = len(self.decoder_mult)
+        if not self.is_video:
+            return {i: (True, False) for i in range(max(levels - space, 0), levels)}
+        flags = {}
+        for i in range(1, levels):
+            rev = levels - 1 - i
+            temporal = rev < time if self.legacy_mode else 0 < rev < time + 1
+            flags[i] = (temporal or (rev < space and space > time), temporal)
+        return flags
+
+    def _check_resampling(self) -> None:
+        # Cosmos asserts only an upper bound and builds a model of the wrong compression otherwise.
+        need = self.network_halvings()
+        for part, flags, mult in (
+            ("encoder", self.down_flags(), self.channels_mult),
+            ("decoder", self.up_flags(), self.decoder_mult),
+        ):
+            got = tuple(sum(f[axis] for f in flags.values()) for axis in (0, 1))
+            if got != need:
+                raise ValueError(
+                    f"TokenizerConfig: a {part} with {len(mult)} levels halves space {got[0]} and time "
+                    f"{got[1]} times, but patch_size={self.patch_size} with spatial_compression="
+                    f"{self.spatial_compression}, temporal_compression={self.temporal_compression} "
+                    f"needs {need[0]} and {need[1]}"
+                )
+
+
+class _Level(nn.Module):
+    """One resolution level: res blocks (``block``), an attention after each block if the level
+    has any (``attn``), then the level's resampler under its Cosmos name, if any."""
+
+    def __init__(
+        self,
+        blocks: list[nn.Module],
+        attn: list[nn.Module],
+        resample_name: str,
+        resample: nn.Module | None,
+    ) -> None:
+        super().__init__()
+        self.block = nn.ModuleList(blocks)
+        self.attn = nn.ModuleList(attn)
+        self.resample_name = resample_name if resample is not None else None
+        if resample is not None:
+            self.add_module(resample_name, resample)
+
+    def forward(self, h: Tensor) -> Tensor:
+        for i, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn):
+                h = self.attn[i](h)
+        if self.resample_name is not None:
+            h = self.get_submodule(self.resample_name)(h)
+        return h
+
+
+class _Mid(nn.Module):
+    def __init__(self, block_1: nn.Module, attn_1: nn.Module, block_2: nn.Module) -> None:
+        super().__init__()
+        self.block_1, self.attn_1, self.block_2 = block_1, attn_1, block_2
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.block_2(self.attn_1(self.block_1(h)))
+
+
+def _video_attention(channels: int) -> nn.Sequential:
+    """Per-frame spatial attention, then causal temporal attention (keys ``0.*`` and ``1.*``)."""
+    return nn.Sequential(CausalAttnBlock(channels), CausalTemporalAttnBlock(channels))
+
+
+def _blocks(
+    make: Callable[[int, int], nn.Module], block_in: int, block_out: int, count: int
+) -> list[nn.Module]:
+    return [make(block_in if i == 0 else block_out, block_out) for i in range(count)]
+
+
+class EncoderFactorized(nn.Module):
+    """Cosmos's causal video encoder: Haar patcher, factorized causal convs, hybrid downsampling,
+    a middle block with spatial and temporal attention, and ``z_channels`` out."""
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+
+        def resblock(cin: int, cout: int) -> nn.Module:
+            return CausalResnetBlockFactorized3d(cin, cout, cfg.dropout)
+
+        self.patcher3d = Patcher3d(cfg.patch_size)
+        self.conv_in = factorized_causal_conv3d(cfg.in_channels * cfg.patch_size**3, cfg.channels)
+        flags, res, block_in = cfg.down_flags(), cfg.resolution // cfg.patch_size, cfg.channels
+        self.down = nn.ModuleList()
+        for i, mult in enumerate(cfg.channels_mult):
+            block_out = cfg.channels * mult
+            blocks = _blocks(resblock, block_in, block_out, cfg.num_res_blocks)
+            attn = [_video_attention(block_out) for _ in blocks] if res in cfg.attn_resolutions else []
+            downsample = None
+            if i in flags:
+                spatial, temporal = flags[i]
+                downsample = CausalHybridDownsample3d(block_out, spatial_down=spatial, temporal_down=temporal)
+                res //= 2
+            self.down.append(_Level(blocks, attn, "downsample", downsample))
+            block_in = block_out
+        self.mid = _Mid(
+            resblock(block_in, block_in), _video_attention(block_in), resblock(block_in, block_in)
+        )
+        self.norm_out = CausalNormalize(block_in)
+        self.conv_out = factorized_causal_conv3d(block_in, cfg.z_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv_in(self.patcher3d(x))
+        for level in self.down:
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+
+
+class DecoderFactorized(nn.Module):
+    """Cosmos's causal video decoder: the encoder's mirror, levels run from ``up[-1]`` to ``up[0]``,
+    ending in the inverse Haar transform."""
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+
+        def resblock(cin: int, cout: int) -> nn.Module:
+            return CausalResnetBlockFactorized3d(cin, cout, cfg.dropout)
+
+        mult, flags = cfg.decoder_mult, cfg.up_flags()
+        block_in = cfg.channels * mult[-1]
+        res = cfg.resolution // cfg.patch_size // 2 ** (len(mult) - 1)
+        self.conv_in = factorized_causal_conv3d(cfg.z_channels, block_in)
+        self.mid = _Mid(
+            resblock(block_in, block_in), _video_attention(block_in), resblock(block_in, block_in)
+        )
+        levels = []
+        for i in reversed(range(len(mult))):
+            block_out = cfg.channels * mult[i]
+            blocks = _blocks(resblock, block_in, block_out, cfg.num_res_blocks + 1)
+            attn = [_video_attention(block_out) for _ in blocks] if res in cfg.attn_resolutions else []
+            upsample = None
+            if i in flags:
+                spatial, temporal = flags[i]
+                upsample = CausalHybridUpsample3d(block_out, spatial_up=spatial, temporal_up=temporal)
+                res *= 2
+            levels.insert(0, _Level(blocks, attn, "upsample", upsample))
+            block_in = block_out
+        self.up = nn.ModuleList(levels)
+        self.norm_out = CausalNormalize(block_in)
+        self.conv_out = factorized_causal_conv3d(block_in, cfg.out_channels * cfg.patch_size**3)
+        self.unpatcher3d = UnPatcher3d(cfg.patch_size)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level(h)
+        return self.unpatcher3d(self.conv_out(F.silu(self.norm_out(h))))
+
+
+class Encoder(nn.Module):
+    """Cosmos's 2D image encoder (``layers2d.Encoder``): Haar patcher, then an LDM-style conv net."""
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+        groups = cfg.num_groups
+
+        def resblock(cin: int, cout: int) -> nn.Module:
+            return ResnetBlock(cin, cout, num_groups=groups, dropout=cfg.dropout)
+
+        self.patcher = Patcher(cfg.patch_size)
+        self.conv_in = nn.Conv2d(cfg.in_channels * cfg.patch_size**2, cfg.channels, 3, padding=1)
+        flags, res, block_in = cfg.down_flags(), cfg.resolution // cfg.patch_size, cfg.channels
+        self.down = nn.ModuleList()
+        for i, mult in enumerate(cfg.channels_mult):
+            block_out = cfg.channels * mult
+            blocks = _blocks(resblock, block_in, block_out, cfg.num_res_blocks)
+            attn = (
+                [AttnBlock(block_out, num_groups=groups) for _ in blocks]
+                if res in cfg.attn_resolutions
+                else []
+            )
+            downsample = None
+            if i in flags:
+                downsample = Downsample(block_out)
+                res //= 2
+            self.down.append(_Level(blocks, attn, "downsample", downsample))
+            block_in = block_out
+        self.mid = _Mid(
+            resblock(block_in, block_in), AttnBlock(block_in, num_groups=groups), resblock(block_in, block_in)
+        )
+        self.norm_out = group_norm(block_in, groups)
+        self.conv_out = nn.Conv2d(block_in, cfg.z_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv_in(self.patcher(x))
+        for level in self.down:
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+
+
+class Decoder(nn.Module):
+    """Cosmos's 2D image decoder (``layers2d.Decoder``), ending in the inverse Haar transform."""
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+        groups = cfg.num_groups
+
+        def resblock(cin: int, cout: int) -> nn.Module:
+            return ResnetBlock(cin, cout, num_groups=groups, dropout=cfg.dropout)
+
+        mult, flags = cfg.decoder_mult, cfg.up_flags()
+        block_in = cfg.channels * mult[-1]
+        res = cfg.resolution // cfg.patch_size // 2 ** (len(mult) - 1)
+        self.conv_in = nn.Conv2d(cfg.z_channels, block_in, 3, padding=1)
+        self.mid = _Mid(
+            resblock(block_in, block_in), AttnBlock(block_in, num_groups=groups), resblock(block_in, block_in)
+        )
+        levels = []
+        for i in reversed(range(len(mult))):
+            block_out = cfg.channels * mult[i]
+            blocks = _blocks(resblock, block_in, block_out, cfg.num_res_blocks + 1)
+            attn = (
+                [AttnBlock(block_out, num_groups=groups) for _ in blocks]
+                if res in cfg.attn_resolutions
+                else []
+            )
+            upsample = None
+            if i in flags:
+                upsample = Upsample(block_out)
+                res *= 2
+            levels.insert(0, _Level(blocks, attn, "upsample", upsample))
+            block_in = block_out
+        self.up = nn.ModuleList(levels)
+        self.norm_out = group_norm(block_in, groups)
+        self.conv_out = nn.Conv2d(block_in, cfg.out_channels * cfg.patch_size**2, 3, padding=1)
+        self.unpatcher = UnPatcher(cfg.patch_size)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level(h)
+        return self.unpatcher(self.conv_out(F.silu(self.norm_out(h))))
+
+
+class ContinuousTokenizer(nn.Module):
+    """A Cosmos continuous tokenizer (autoencoder): ``encode`` pixels, ``decode`` latents.
+
+    Video: (B, 3, 1 + t*k, H, W) <-> (B, latent_channels, 1 + k, H/s, W/s) for temporal compression t
+    and spatial compression s. Images: (B, 3, H, W) <-> (B, latent_channels, H/s, W/s). Pixels are in
+    [-1, 1]; ``decode`` does not clamp. The latents are the raw network output: see ``latents.py`` for
+    the normalization the diffusion models apply on top.
+    """
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        super().__init__()
+        self.config = config
+        z, latent = config.z_channels, config.latent_channels
+        if config.is_video:
+            self.encoder = EncoderFactorized(config)
+            self.decoder = DecoderFactorized(config)
+            self.quant_conv = CausalConv3d(z, latent, 1)
+            self.post_quant_conv = CausalConv3d(latent, z, 1)
+        else:
+            self.encoder = Encoder(config)
+            self.decoder = Decoder(config)
+            self.quant_conv = nn.Conv2d(z, latent, 1)
+            self.post_quant_conv = nn.Conv2d(latent, z, 1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Pixels in [-1, 1] to latents (Cosmos's AE formulation: no sampling)."""
+        cfg = self.config
+        self._check_layout("encode", "x", x, cfg.in_channels)
+        if cfg.is_video and (x.shape[2] - 1) % cfg.temporal_compression:
+            t = cfg.temporal_compression
+            valid = ", ".join(str(1 + t * k) for k in range(4))
+            raise ValueError(f"encode: needs T = 1 + {t}k frames ({valid}, ...), got {x.shape[2]}")
+        s = cfg.spatial_compression
+        height, width = x.shape[-2:]
+        if height % s or width % s:
+            raise ValueError(
+                f"encode: H and W must be divisible by spatial_compression = {s}, got H = {height}, "
+                f"W = {width} (e.g. {height // s * s or s} x {width // s * s or s})"
+            )
+        return self.quant_conv(self.encoder(x))
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Latents to pixels, (B, C, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video."""
+        self._check_layout("decode", "latents", latents, self.config.latent_channels)
+        return self.decoder(self.post_quant_conv(latents))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    def _check_layout(self, op: str, name: str, t: Tensor, channels: int) -> None:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        video = self.config.is_video
+        if t.dim() != (5 if video else 4) or t.shape[1] != channels:
+            layout = "(B, C, T, H, W) video" if video else "(B, C, H, W) images"
+            raise ValueError(f"{op}: {name} must be {layout} with C = {channels}, got shape {tuple(t.shape)}")
+
+
+TOKENIZER_CONFIGS: dict[str, TokenizerConfig] = {
+    # Cosmos Tokenizer's continuous_video dict (Cosmos-0.1 / 1.0 CV8x8x8).
+    "cv8x8x8": TokenizerConfig(),
+    # Cosmos-0.1-Tokenizer-CV4x8x8 as Cosmos Tokenizer's torch mode builds it: patch 4, the Haar
+    # patcher does all 4x of time, and the decoder has two levels.
+    "cv4x8x8": TokenizerConfig(temporal_compression=4, decoder_channels_mult=(2, 4)),
+    # continuous_image with spatial_compression 8 (Cosmos-0.1-Tokenizer-CI8x8).
+    "ci8x8": TokenizerConfig(encoder=IMAGE, decoder=IMAGE, temporal_compression=1, num_groups=32),
+    # The same networks at width 8 (GroupNorm 8 groups in the image one): for tests and CPU runs.
+    "tiny-cv8x8x8": TokenizerConfig(channels=8),
+    "tiny-cv4x8x8": TokenizerConfig(channels=8, temporal_compression=4, decoder_channels_mult=(2, 4)),
+    "tiny-ci8x8": TokenizerConfig(
+        encoder=IMAGE, decoder=IMAGE, temporal_compression=1, channels=8, num_groups=8
+    ),
+}
+
+
+def tokenizer_config(name: str, /, **overrides: Any) -> TokenizerConfig:
+    """The named config with some keys replaced (Cosmos config key names, see :class:`TokenizerConfig`)."""
+    if name not in TOKENIZER_CONFIGS:
+        raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(TOKENIZER_CONFIGS)}")
+    valid = [f.name for f in fields(TokenizerConfig)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown tokenizer config key(s) {unknown}; valid keys: {', '.join(valid)}")
+    return replace(TOKENIZER_CONFIGS[name], **overrides)
+
+
+def build_tokenizer(name: str, /, **overrides: Any) -> ContinuousTokenizer:
+    """A fresh (randomly initialized) tokenizer: ``build_tokenizer("cv8x8x8")``, or
+    ``build_tokenizer("tiny-cv8x8x8", channels=16)``. Builds on the default device, so
+    ``with torch.device("meta"):`` gives a weightless model."""
+    return ContinuousTokenizer(tokenizer_config(name, **overrides))

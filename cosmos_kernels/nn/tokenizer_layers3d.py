@@ -1,0 +1,263 @@
+"""Causal 3D layers of the Cosmos continuous video tokenizer (CV8x8x8, CV4x8x8).
+
+No layer lets an output frame see a later input frame: convolutions pad the past by repeating the
+first frame, norms work frame by frame, temporal attention is causally masked. Class and attribute
+names are Cosmos Tokenizer's (``cosmos_tokenizer/modules/layers3d.py``), so parameter names come out
+as its checkpoint keys (``...conv1.0.conv3d.weight``, ``...norm1.norm.weight``).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from cosmos_kernels import ops
+
+Tensor = torch.Tensor
+
+
+def _pad_past(x: Tensor, frames: int) -> Tensor:
+    """Prepend ``frames`` copies of frame 0: the causal stand-in for the frames before the video."""
+    return F.pad(x, (0, 0, 0, 0, frames, 0), mode="replicate")
+
+
+def _pair_mean(x: Tensor, dim: int) -> Tensor:
+    """Mean of consecutive pairs along ``dim`` (even length): average pooling by 2, in any dtype."""
+    return x.unflatten(dim, (-1, 2)).mean(dim + 1)
+
+
+def haar_levels(patch_size: int) -> int:
+    """Haar levels of a patch size: Cosmos's patchers take patch sizes 2, 4, 8, ... as log2 levels."""
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 2:
+        raise ValueError(f"patch_size must be a power of two >= 2, got {patch_size!r}")
+    levels = int(math.log2(patch_size))
+    if 2**levels != patch_size:
+        raise ValueError(f"patch_size must be a power of two >= 2, got {patch_size}")
+    return levels
+
+
+class CausalConv3d(nn.Module):
+    """``nn.Conv3d`` (as ``.conv3d``) whose output frame t depends only on input frames <= t.
+
+    The past is padded with ``kernel_t - time_stride`` copies of frame 0, so a kernel-3 conv keeps
+    T frames and a kernel-3, stride-2 conv maps 1 + 2k frames to 1 + k; height and width get
+    ``padding`` zeros on each side.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        *,
+        stride: int = 1,
+        time_stride: int = 1,
+        padding: int = 0,
+    ) -> None:
+        super().__init__()
+        kt, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, int) else kernel_size
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"CausalConv3d: height and width kernel sizes must be odd, got {kernel_size}")
+        if time_stride > kt:
+            raise ValueError(
+                f"CausalConv3d: time_stride ({time_stride}) must not exceed the time kernel {kt}"
+            )
+        self.time_pad = kt - time_stride
+        self.conv3d = nn.Conv3d(
+            in_channels,
+            out_channels,
+            (kt, kh, kw),
+            stride=(time_stride, stride, stride),
+            padding=(0, padding, padding),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.time_pad:
+            x = _pad_past(x, self.time_pad)
+        return self.conv3d(x)
+
+
+def factorized_causal_conv3d(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Cosmos's 3x3x3 causal conv, factorized: spatial (1, 3, 3) as ``0``, temporal (3, 1, 1) as ``1``."""
+    return nn.Sequential(
+        CausalConv3d(in_channels, out_channels, (1, 3, 3), padding=1),
+        CausalConv3d(out_channels, out_channels, (3, 1, 1)),
+    )
+
+
+class CausalNormalize(nn.Module):
+    """GroupNorm(1 group, eps 1e-6) as ``.norm``, applied to each frame alone.
+
+    One group over (C, H, W) of a single frame is a per-frame LayerNorm: statistics never mix frames,
+    so normalizing keeps the network causal. (Cosmos's ``num_groups != 1`` variant normalizes over
+    time too; the factorized tokenizers never use it.)
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels, eps=1e-6, affine=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames = rearrange(x, "b c t h w -> (b t) c h w")
+        return rearrange(self.norm(frames), "(b t) c h w -> b c t h w", b=x.shape[0])
+
+
+class CausalResnetBlockFactorized3d(nn.Module):
+    """norm, SiLU, factorized conv, norm, SiLU, dropout, factorized conv; plus a 1x1x1 shortcut
+    (``nin_shortcut``) when the channel count changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = CausalNormalize(in_channels)
+        self.conv1 = factorized_causal_conv3d(in_channels, out_channels)
+        self.norm2 = CausalNormalize(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = factorized_causal_conv3d(out_channels, out_channels)
+        self.nin_shortcut = (
+            CausalConv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.nin_shortcut(x) + h
+
+
+class CausalHybridDownsample3d(nn.Module):
+    """Halve H, W and/or T: a strided conv plus average pooling, then a 1x1x1 conv.
+
+    Cosmos creates all three convs whatever the flags, and checkpoints carry their weights; a conv
+    whose flag is off never runs (see :meth:`inert_convs`), and with both flags off the module is the
+    identity. Spatial: zero-pad right and bottom by one for ``conv1`` (1x3x3, stride 2), plus the mean
+    of each 2x2 block (Cosmos's average pool, whose floor drops the padding).
+    Temporal: repeat frame 0 once more, then ``conv2`` (3x1x1, time stride 2) + mean of frame pairs,
+    mapping 1 + 2k frames to 1 + k (frame 0 stays alone).
+    """
+
+    def __init__(self, channels: int, *, spatial_down: bool, temporal_down: bool) -> None:
+        super().__init__()
+        self.spatial_down = spatial_down
+        self.temporal_down = temporal_down
+        self.conv1 = CausalConv3d(channels, channels, (1, 3, 3), stride=2)
+        self.conv2 = CausalConv3d(channels, channels, (3, 1, 1), time_stride=2)
+        self.conv3 = CausalConv3d(channels, channels, 1)
+
+    def inert_convs(self) -> list[str]:
+        """Names of the convs this instance never runs."""
+        used = {"conv1": self.spatial_down, "conv2": self.temporal_down}
+        used["conv3"] = self.spatial_down or self.temporal_down
+        return [name for name, runs in used.items() if not runs]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.spatial_down or self.temporal_down):
+            return x
+        if self.spatial_down:
+            x = self.conv1(F.pad(x, (0, 1, 0, 1))) + _pair_mean(_pair_mean(x, 3), 4)
+        if self.temporal_down:
+            x = _pad_past(x, 1)
+            x = self.conv2(x) + _pair_mean(x, 2)
+        return self.conv3(x)
+
+
+class CausalHybridUpsample3d(nn.Module):
+    """Double T and/or H, W by repetition, each followed by a residual conv, then a 1x1x1 conv.
+
+    Temporal: every frame but frame 0 is repeated (1 + k frames -> 1 + 2k, the inverse of the
+    downsampler's frame count), then ``x + conv1(x)`` with a causal 3x1x1 conv. Spatial: nearest 2x,
+    then ``x + conv2(x)`` with a 1x3x3 conv. Like the downsampler, all convs exist whatever the flags.
+    """
+
+    def __init__(self, channels: int, *, spatial_up: bool, temporal_up: bool) -> None:
+        super().__init__()
+        self.spatial_up = spatial_up
+        self.temporal_up = temporal_up
+        self.conv1 = CausalConv3d(channels, channels, (3, 1, 1))
+        self.conv2 = CausalConv3d(channels, channels, (1, 3, 3), padding=1)
+        self.conv3 = CausalConv3d(channels, channels, 1)
+
+    def inert_convs(self) -> list[str]:
+        """Names of the convs this instance never runs."""
+        used = {"conv1": self.temporal_up, "conv2": self.spatial_up}
+        used["conv3"] = self.spatial_up or self.temporal_up
+        return [name for name, runs in used.items() if not runs]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.spatial_up or self.temporal_up):
+            return x
+        if self.temporal_up:
+            if x.shape[2] > 1:
+                x = x.repeat_interleave(2, dim=2)[:, :, 1:]
+            x = self.conv1(x) + x
+        if self.spatial_up:
+            x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
+            x = self.conv2(x) + x
+        return self.conv3(x)
+
+
+class _CausalAttention(nn.Module):
+    """Single-head attention with 1x1x1 q/k/v/out projections, pre-norm and a residual.
+
+    Subclasses say which positions form a sequence (``tokens``, an einops pattern) and whether the
+    sequence is causally masked. The softmax scale is SDPA's default, channels**-0.5, as in Cosmos.
+    """
+
+    tokens: str
+    is_causal: bool
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = CausalNormalize(channels)
+        self.q = CausalConv3d(channels, channels, 1)
+        self.k = CausalConv3d(channels, channels, 1)
+        self.v = CausalConv3d(channels, channels, 1)
+        self.proj_out = CausalConv3d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm(x)
+        b, _, _, height, _ = x.shape
+        q, k, v = (rearrange(p(h), f"b c t h w -> {self.tokens}") for p in (self.q, self.k, self.v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal)
+        out = rearrange(out, f"{self.tokens} -> b c t h w", b=b, h=height)
+        return x + self.proj_out(out)
+
+
+class CausalAttnBlock(_CausalAttention):
+    """Attention among the H*W positions of each frame; frames never see each other."""
+
+    tokens = "(b t) 1 (h w) c"
+    is_causal = False
+
+
+class CausalTemporalAttnBlock(_CausalAttention):
+    """Attention along time at each position, masked so a frame sees itself and earlier frames."""
+
+    tokens = "(b h w) 1 t c"
+    is_causal = True
+
+
+class Patcher3d(nn.Module):
+    """Cosmos's ``Patcher3D`` ("haar"): log2(patch_size) causal, rescaled 3D Haar levels.
+
+    (B, C, 1 + p*k, H, W) -> (B, C * p**3, 1 + k, H/p, W/p) for patch size p. Holds no weights or
+    buffers: the wavelet is built into ``ops.haar3d_analysis``.
+    """
+
+    def __init__(self, patch_size: int) -> None:
+        super().__init__()
+        self.levels = haar_levels(patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.haar3d_analysis(x, levels=self.levels, causal=True, rescale=True)
+
+
+class UnPatcher3d(nn.Module):
+    """Cosmos's ``UnPatcher3D`` ("haar"): the exact inverse of :class:`Patcher3d`."""
+
+    def __init__(self, patch_size: int) -> None:
+        super().__init__()
+        self.levels = haar_levels(patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.haar3d_synthesis(x, levels=self.levels, causal=True, rescale=True)
