@@ -1,5 +1,6 @@
 """nn.Modules built on ``cosmos_kernels.ops``: the layers that ``cosmos_kernels.models`` assembles."""
 
+from cosmos_kernels.nn.attention import Attention
 from cosmos_kernels.nn.tokenizer_layers2d import (
     AttnBlock,
     Downsample,
@@ -24,6 +25,7 @@ from cosmos_kernels.nn.tokenizer_layers3d import (
 )
 
 __all__ = [
+    "Attention",
     "AttnBlock",
     "CausalAttnBlock",
     "CausalConv3d",

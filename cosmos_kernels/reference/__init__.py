@@ -5,6 +5,7 @@ float64 when given float64, and returns the input's dtype.
 """
 
 from cosmos_kernels.reference.adaln import adaln_modulate, gated_residual_adaln
+from cosmos_kernels.reference.attention import apply_rope, attention, qk_norm_rope, rms_norm_per_head
 from cosmos_kernels.reference.haar import (
     haar2d_analysis,
     haar2d_synthesis,
@@ -14,9 +15,13 @@ from cosmos_kernels.reference.haar import (
 
 __all__ = [
     "adaln_modulate",
+    "apply_rope",
+    "attention",
     "gated_residual_adaln",
     "haar2d_analysis",
     "haar2d_synthesis",
     "haar3d_analysis",
     "haar3d_synthesis",
+    "qk_norm_rope",
+    "rms_norm_per_head",
 ]

@@ -1,0 +1,496 @@
+"""Attention with fused per-head QK RMSNorm and 3D RoPE: the RoPE tables, checks, dispatch, autograd.
+
+``attention(q, k, v, ...)`` takes q (B, Sq, H, D), k and v (B, Sk, H, D) in the BSHD layout a DiT's
+projections produce, optionally RMS-normalizes q and/or k over the head dim with weights (D,) shared
+by all heads, rotates both with RoPE tables (S, D/2) (self-attention only), and computes softmax
+attention with keys at positions >= ``k_lengths[b]`` masked. ``qk_norm_rope`` is the norm+RoPE
+prologue alone, for use with other attention implementations. ``rope3d_cos_sin`` builds the tables of
+Cosmos-1.0's 3D RoPE (``VideoRopePosition3DEmb``) for a (T, H, W) token grid.
+
+Only the torch backend (the reference) exists so far; a fast backend joins by being named in
+``PREFERENCE`` and branched to in the two forward and two backward custom ops below.
+"""
+
+import torch
+
+from cosmos_kernels import reference
+from cosmos_kernels._backend import resolve_backend
+from cosmos_kernels.ops._checks import (
+    check_eps,
+    check_int,
+    check_same_dtype_and_device,
+    check_tensor,
+    last_dim_contiguous,
+)
+
+# The fast backends ``auto`` tries, fastest first; empty until the Triton/CUDA kernels land.
+PREFERENCE: tuple[str, ...] = ()
+Tensor = torch.Tensor
+
+
+def _lse_dtype(q: Tensor) -> torch.dtype:
+    return torch.float64 if q.dtype == torch.float64 else torch.float32
+
+
+@torch.library.custom_op("cosmos_kernels::attention", mutates_args=())
+def _attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    rope_cos: Tensor | None,
+    rope_sin: Tensor | None,
+    k_lengths: Tensor | None,
+    norm_eps: float,
+    softmax_scale: float,
+    backend: str,
+) -> tuple[Tensor, Tensor]:
+    """(out, lse): the lse is always computed, since the backward of a fast kernel will need it."""
+    out, lse = reference.attention(
+        q,
+        k,
+        v,
+        q_norm_weight=q_norm_weight,
+        k_norm_weight=k_norm_weight,
+        norm_eps=norm_eps,
+        rope_cos=rope_cos,
+        rope_sin=rope_sin,
+        softmax_scale=softmax_scale,
+        k_lengths=k_lengths,
+        return_lse=True,
+    )
+    # The fake impl promises contiguous outputs; the reference's einsum leaves out in BHSD strides.
+    return out.contiguous(), lse
+
+
+@_attention.register_fake
+def _(q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths, norm_eps, softmax_scale, backend):
+    batch, seq_q, heads, _ = q.shape
+    return q.new_empty(q.shape), q.new_empty((batch, heads, seq_q), dtype=_lse_dtype(q))
+
+
+@torch.library.custom_op("cosmos_kernels::attention_backward", mutates_args=())
+def _attention_backward(
+    grad_out: Tensor,
+    grad_lse: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    rope_cos: Tensor | None,
+    rope_sin: Tensor | None,
+    k_lengths: Tensor | None,
+    norm_eps: float,
+    softmax_scale: float,
+    backend: str,
+) -> list[Tensor]:
+    """[dq, dk, dv] followed by the gradients of the norm weights that were given, in order."""
+    # The torch backend differentiates the reference itself: its backward is right by construction.
+    given = {
+        name: w
+        for name, w in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight))
+        if w is not None
+    }
+
+    def fn(q: Tensor, k: Tensor, v: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor]:
+        return reference.attention(
+            q,
+            k,
+            v,
+            **dict(zip(given, weights, strict=True)),
+            norm_eps=norm_eps,
+            rope_cos=rope_cos,
+            rope_sin=rope_sin,
+            softmax_scale=softmax_scale,
+            k_lengths=k_lengths,
+            return_lse=True,
+        )
+
+    _, vjp = torch.func.vjp(fn, q, k, v, *given.values())
+    # Contiguous, as the fake impl promises (einsum's gradients come out in its own strides).
+    return [g.contiguous() for g in vjp((grad_out, grad_lse))]
+
+
+@_attention_backward.register_fake
+def _(
+    grad_out,
+    grad_lse,
+    q,
+    k,
+    v,
+    q_norm_weight,
+    k_norm_weight,
+    rope_cos,
+    rope_sin,
+    k_lengths,
+    norm_eps,
+    softmax_scale,
+    backend,
+):
+    weights = [w.new_empty(w.shape) for w in (q_norm_weight, k_norm_weight) if w is not None]
+    return [q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape), *weights]
+
+
+def _attention_setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+    *tensors, ctx.norm_eps, ctx.softmax_scale, ctx.backend = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _attention_backward_rule(ctx, grad_out: Tensor, grad_lse: Tensor):
+    q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths = ctx.saved_tensors
+    grads = iter(
+        _attention_backward(
+            grad_out,
+            grad_lse,
+            q,
+            k,
+            v,
+            q_norm_weight,
+            k_norm_weight,
+            rope_cos,
+            rope_sin,
+            k_lengths,
+            ctx.norm_eps,
+            ctx.softmax_scale,
+            ctx.backend,
+        )
+    )
+    grad_q, grad_k, grad_v = next(grads), next(grads), next(grads)
+    grad_q_norm = next(grads) if q_norm_weight is not None else None
+    grad_k_norm = next(grads) if k_norm_weight is not None else None
+    # The RoPE tables are constants of the token grid: no gradient flows into them.
+    return grad_q, grad_k, grad_v, grad_q_norm, grad_k_norm, None, None, None, None, None, None
+
+
+_attention.register_autograd(_attention_backward_rule, setup_context=_attention_setup_context)
+
+
+@torch.library.custom_op("cosmos_kernels::qk_norm_rope", mutates_args=())
+def _qk_norm_rope(
+    q: Tensor,
+    k: Tensor,
+    q_norm_weight: Tensor,
+    k_norm_weight: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    eps: float,
+    backend: str,
+) -> tuple[Tensor, Tensor]:
+    return reference.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
+
+
+@_qk_norm_rope.register_fake
+def _(q, k, q_norm_weight, k_norm_weight, cos, sin, eps, backend):
+    return q.new_empty(q.shape), k.new_empty(k.shape)
+
+
+@torch.library.custom_op("cosmos_kernels::qk_norm_rope_backward", mutates_args=())
+def _qk_norm_rope_backward(
+    grad_q: Tensor,
+    grad_k: Tensor,
+    q: Tensor,
+    k: Tensor,
+    q_norm_weight: Tensor,
+    k_norm_weight: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    eps: float,
+    backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def fn(q: Tensor, k: Tensor, q_norm_weight: Tensor, k_norm_weight: Tensor) -> tuple[Tensor, Tensor]:
+        return reference.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
+
+    _, vjp = torch.func.vjp(fn, q, k, q_norm_weight, k_norm_weight)
+    return tuple(g.contiguous() for g in vjp((grad_q, grad_k)))
+
+
+@_qk_norm_rope_backward.register_fake
+def _(grad_q, grad_k, q, k, q_norm_weight, k_norm_weight, cos, sin, eps, backend):
+    return tuple(t.new_empty(t.shape) for t in (q, k, q_norm_weight, k_norm_weight))
+
+
+def _qk_norm_rope_setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+    *tensors, ctx.eps, ctx.backend = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _qk_norm_rope_backward_rule(ctx, grad_q: Tensor, grad_k: Tensor):
+    grads = _qk_norm_rope_backward(grad_q, grad_k, *ctx.saved_tensors, ctx.eps, ctx.backend)
+    return (*grads, None, None, None, None)
+
+
+_qk_norm_rope.register_autograd(_qk_norm_rope_backward_rule, setup_context=_qk_norm_rope_setup_context)
+
+
+def _check_norm_weight(op: str, name: str, weight: Tensor, dim: int) -> None:
+    check_tensor(op, name, weight, (1,))
+    if weight.shape != (dim,):
+        raise ValueError(
+            f"{op}: {name} must be of shape ({dim},), one weight per head-dim element, "
+            f"got {tuple(weight.shape)}"
+        )
+
+
+def _check_rope(op: str, names: tuple[str, str], cos: Tensor, sin: Tensor, q: Tensor, seq_len: int) -> None:
+    for name, table in zip(names, (cos, sin), strict=True):
+        check_tensor(op, name, table, (2,))
+        if q.shape[-1] % 2:
+            raise ValueError(
+                f"{op}: {name} needs an even head dim D for rotate-half RoPE, got D = {q.shape[-1]}"
+            )
+        if table.shape != (seq_len, q.shape[-1] // 2):
+            raise ValueError(
+                f"{op}: {name} must be of shape (S, D/2) = ({seq_len}, {q.shape[-1] // 2}), "
+                f"got {tuple(table.shape)}"
+            )
+        if table.device != q.device:
+            raise ValueError(f"{op}: {name} must be on the device of q ({q.device}), got {table.device}")
+    if sin.dtype != cos.dtype:
+        raise TypeError(f"{op}: {names[1]} must have the dtype of {names[0]} ({cos.dtype}), got {sin.dtype}")
+
+
+def _check_k_lengths(op: str, k_lengths: object, batch: int, seq_k: int, device: torch.device) -> None:
+    if not isinstance(k_lengths, torch.Tensor):
+        raise TypeError(f"{op}: k_lengths must be a torch.Tensor, got {type(k_lengths).__name__}")
+    if k_lengths.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{op}: k_lengths must be int32 or int64, got {k_lengths.dtype}")
+    if k_lengths.shape != (batch,):
+        raise ValueError(f"{op}: k_lengths must be of shape (B,) = ({batch},), got {tuple(k_lengths.shape)}")
+    if k_lengths.device != device:
+        raise ValueError(f"{op}: k_lengths must be on the device of q ({device}), got {k_lengths.device}")
+    # Reading the values costs a device sync, and a traced graph cannot branch on them: under
+    # torch.compile the check is skipped, and lengths outside [0, Sk] act as clamped to it.
+    if not torch.compiler.is_compiling() and bool(((k_lengths < 0) | (k_lengths > seq_k)).any()):
+        raise ValueError(f"{op}: k_lengths must lie in [0, Sk = {seq_k}], got {k_lengths.tolist()}")
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    q_norm_weight: Tensor | None = None,
+    k_norm_weight: Tensor | None = None,
+    norm_eps: float = 1e-6,
+    rope_cos: Tensor | None = None,
+    rope_sin: Tensor | None = None,
+    softmax_scale: float | None = None,
+    k_lengths: Tensor | None = None,
+    return_lse: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Softmax attention with optional per-head RMSNorm of q and k and RoPE, in the BSHD layout.
+
+    Args:
+        q: (B, Sq, H, D) queries.
+        k, v: (B, Sk, H, D) keys and values; Sk may differ from Sq (cross-attention).
+        q_norm_weight, k_norm_weight: (D,) RMSNorm weights shared by all heads, or None for no norm.
+        norm_eps: added to the mean square in the RMSNorm.
+        rope_cos, rope_sin: (Sq, D/2) rotate-half RoPE tables (see :func:`rope3d_cos_sin`), applied
+            to q and k after the norm; self-attention only (Sq == Sk).
+        softmax_scale: multiplies the scores; default 1 / sqrt(D).
+        k_lengths: (B,) int32/int64; keys at positions >= k_lengths[b] are masked. A row with no
+            key left gives zeros.
+        return_lse: also return the log-sum-exp of each row's scaled scores, for merging partial
+            attention results (ring attention); -inf for rows with no key.
+        backend: "auto" or "torch" (the fast backends are not implemented yet).
+    Returns:
+        out (B, Sq, H, D) in q's dtype, computed in float32; with ``return_lse`` also lse (B, H, Sq)
+        in float32 (float64 for float64 input). Gradients flow to q, k, v and both norm weights
+        (and from lse).
+    """
+    op = "attention"
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(op, name, t, (4,))
+    batch, seq_q, heads, dim = q.shape
+    seq_k = k.shape[1]
+    for name, t in (("k", k), ("v", v)):
+        if (t.shape[0], t.shape[2], t.shape[3]) != (batch, heads, dim):
+            raise ValueError(
+                f"{op}: {name} must be (B, Sk, H, D) with B = {batch}, H = {heads}, D = {dim} as in q of "
+                f"shape {tuple(q.shape)}, got {tuple(t.shape)}"
+            )
+    if v.shape[1] != seq_k:
+        raise ValueError(f"{op}: v must have the sequence length of k (Sk = {seq_k}), got {tuple(v.shape)}")
+    weights = {}
+    for name, w in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight)):
+        if w is not None:
+            _check_norm_weight(op, name, w, dim)
+            weights[name] = w
+    check_same_dtype_and_device(op, q=q, k=k, v=v, **weights)
+    norm_eps = check_eps(op, norm_eps)
+    if (rope_cos is None) != (rope_sin is None):
+        raise ValueError(f"{op}: rope_cos and rope_sin must be given together (or neither)")
+    if rope_cos is not None:
+        if seq_q != seq_k:
+            raise ValueError(
+                f"{op}: rope_cos/rope_sin apply to self-attention only (Sq == Sk), got Sq = {seq_q} and "
+                f"Sk = {seq_k}"
+            )
+        _check_rope(op, ("rope_cos", "rope_sin"), rope_cos, rope_sin, q, seq_q)
+        rope_cos, rope_sin = last_dim_contiguous(rope_cos), last_dim_contiguous(rope_sin)
+    if softmax_scale is None:
+        softmax_scale = dim**-0.5
+    elif (
+        isinstance(softmax_scale, bool) or not isinstance(softmax_scale, int | float) or not softmax_scale > 0
+    ):
+        raise ValueError(f"{op}: softmax_scale must be a positive number or None, got {softmax_scale!r}")
+    if k_lengths is not None:
+        _check_k_lengths(op, k_lengths, batch, seq_k, q.device)
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"{op}: return_lse must be a bool, got {type(return_lse).__name__}")
+    chosen = resolve_backend(backend, q.device, op=op, preference=PREFERENCE)
+    out, lse = _attention(
+        last_dim_contiguous(q),
+        last_dim_contiguous(k),
+        last_dim_contiguous(v),
+        q_norm_weight,
+        k_norm_weight,
+        rope_cos,
+        rope_sin,
+        k_lengths,
+        norm_eps,
+        float(softmax_scale),
+        chosen,
+    )
+    return (out, lse) if return_lse else out
+
+
+def qk_norm_rope(
+    q: Tensor,
+    k: Tensor,
+    q_norm_weight: Tensor,
+    k_norm_weight: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    *,
+    eps: float = 1e-6,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Per-head RMSNorm then rotate-half RoPE on q and k: the prologue of :func:`attention` alone.
+
+    Args:
+        q, k: (B, S, H, D), of one shape.
+        q_norm_weight, k_norm_weight: (D,) RMSNorm weights shared by all heads.
+        cos, sin: (S, D/2) RoPE tables (see :func:`rope3d_cos_sin`).
+        eps: added to the mean square in the RMSNorm.
+        backend: "auto" or "torch" (the fast backends are not implemented yet).
+    Returns:
+        (q', k') in the inputs' dtype, computed in float32. Gradients flow to q, k and both weights.
+    """
+    op = "qk_norm_rope"
+    check_tensor(op, "q", q, (4,))
+    check_tensor(op, "k", k, (4,))
+    if k.shape != q.shape:
+        raise ValueError(f"{op}: k must have the shape of q {tuple(q.shape)}, got {tuple(k.shape)}")
+    dim = q.shape[-1]
+    _check_norm_weight(op, "q_norm_weight", q_norm_weight, dim)
+    _check_norm_weight(op, "k_norm_weight", k_norm_weight, dim)
+    check_same_dtype_and_device(op, q=q, k=k, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight)
+    _check_rope(op, ("cos", "sin"), cos, sin, q, q.shape[1])
+    eps = check_eps(op, eps)
+    chosen = resolve_backend(backend, q.device, op=op, preference=PREFERENCE)
+    return _qk_norm_rope(
+        last_dim_contiguous(q),
+        last_dim_contiguous(k),
+        q_norm_weight,
+        k_norm_weight,
+        last_dim_contiguous(cos),
+        last_dim_contiguous(sin),
+        eps,
+        chosen,
+    )
+
+
+def _axis_freqs(dim: int, theta: float, extrapolation: float, device: torch.device | None) -> Tensor:
+    """The dim/2 frequencies of one axis's part of the head dim, as Cosmos computes them in float32."""
+    # NTK-aware scaling: the base grows so that the lowest frequency stretches by the extrapolation
+    # ratio while the highest stays put.
+    axis_theta = theta * extrapolation ** (dim / (dim - 2))
+    return 1.0 / axis_theta ** (torch.arange(0, dim, 2, device=device).float() / dim)
+
+
+def _check_positive(op: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{op}: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def rope3d_cos_sin(
+    t: int,
+    h: int,
+    w: int,
+    head_dim: int,
+    *,
+    theta: float = 10000.0,
+    t_extrapolation: float = 1.0,
+    h_extrapolation: float = 1.0,
+    w_extrapolation: float = 1.0,
+    fps: float | None = None,
+    base_fps: float = 24.0,
+    offsets: tuple[int, int, int] = (0, 0, 0),
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The RoPE tables of Cosmos-1.0's ``VideoRopePosition3DEmb`` for a (t, h, w) grid of tokens.
+
+    The head dim splits into a height and a width part of ``head_dim // 6 * 2`` dims each and a
+    temporal part of the rest (128 -> t 44, h 42, w 42). Each half of the rotated dims holds the
+    axes' frequencies laid out [t | h | w] (22, 21, 21 for 128); Cosmos's angle vector over the full
+    head dim is that half repeated twice, which rotate-half RoPE reads as one (D/2) table. Per axis of
+    part size d, the base is ``theta * extrapolation ** (d / (d - 2))`` and the frequencies are
+    ``base ** -(arange(0, d, 2) / d)``. Positions are integer grid indices plus ``offsets`` (t0, h0,
+    w0), e.g. the first frame of a context-parallel shard; temporal positions are multiplied by
+    ``base_fps / fps`` when ``fps`` is given (video), not when it is None (images).
+
+    Returns:
+        (cos, sin), each (t*h*w, head_dim // 2) float32, tokens in (t, h, w) row-major order.
+    """
+    op = "rope3d_cos_sin"
+    for name, size in (("t", t), ("h", h), ("w", w)):
+        check_int(op, name, size, 1)
+    # Below 12 an axis part would have 2 dims or fewer and its NTK exponent d / (d - 2) is undefined.
+    check_int(op, "head_dim", head_dim, 12)
+    if head_dim % 2:
+        raise ValueError(f"{op}: head_dim must be even for rotate-half RoPE, got {head_dim}")
+    theta = _check_positive(op, "theta", theta)
+    ratios = [
+        _check_positive(op, name, value)
+        for name, value in (
+            ("t_extrapolation", t_extrapolation),
+            ("h_extrapolation", h_extrapolation),
+            ("w_extrapolation", w_extrapolation),
+        )
+    ]
+    base_fps = _check_positive(op, "base_fps", base_fps)
+    if fps is not None:
+        fps = _check_positive(op, "fps", fps)
+    if not isinstance(offsets, tuple | list) or len(offsets) != 3:
+        raise ValueError(f"{op}: offsets must be a tuple of three ints (t0, h0, w0), got {offsets!r}")
+    for name, offset in zip(("offsets[0]", "offsets[1]", "offsets[2]"), offsets, strict=True):
+        check_int(op, name, offset, 0)
+
+    dim_h = head_dim // 6 * 2
+    dim_t = head_dim - 2 * dim_h
+    positions = [
+        torch.arange(size, device=device).float() + offset
+        for size, offset in zip((t, h, w), offsets, strict=True)
+    ]
+    if fps is not None:
+        # Divided by a float32 fps, then times base_fps, in that order, as Cosmos does.
+        positions[0] = positions[0] / torch.tensor(fps, device=device) * base_fps
+    angles = [
+        torch.outer(pos, _axis_freqs(dim, theta, ratio, device))
+        for pos, dim, ratio in zip(positions, (dim_t, dim_h, dim_h), ratios, strict=True)
+    ]
+    angles_t, angles_h, angles_w = angles
+    grid = torch.cat(
+        [
+            angles_t[:, None, None, :].expand(t, h, w, -1),
+            angles_h[None, :, None, :].expand(t, h, w, -1),
+            angles_w[None, None, :, :].expand(t, h, w, -1),
+        ],
+        dim=-1,
+    ).reshape(t * h * w, head_dim // 2)
+    return grid.cos(), grid.sin()
