@@ -13,7 +13,8 @@ from rich.table import Table
 
 from cosmos_kernels import __version__, benchmarking, cuda
 from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reason
-from cosmos_kernels.ops import adaln, attention, haar
+from cosmos_kernels.ops import adaln, haar
+from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 OP_PREFERENCES = {
@@ -21,7 +22,7 @@ OP_PREFERENCES = {
     "gated_residual_adaln": adaln.PREFERENCE,
     "haar3d_analysis / synthesis": haar.PREFERENCE,
     "haar2d_analysis / synthesis": haar.PREFERENCE,
-    "attention / qk_norm_rope": attention.PREFERENCE,
+    "attention / qk_norm_rope": ATTENTION_PREFERENCE,
 }
 
 
