@@ -9,6 +9,10 @@ latent frames at or before theirs.
 Module and attribute names are Cosmos Tokenizer's (``networks/continuous_video.py``,
 ``modules/layers3d.py``, ``modules/layers2d.py``), so ``state_dict()`` keys are the keys of its
 checkpoints; see ``tokenizer_checkpoint.py`` for loading them.
+
+Long videos: ``encode`` and ``decode`` stream a video through the causal networks in temporal chunks,
+carrying each layer's causal context in a :class:`StreamState` (equal to the whole-video result), and
+can split large frames into overlapping spatial tiles blended with linear ramps (an approximation).
 """
 
 import math
@@ -19,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from cosmos_kernels.nn import (
     AttnBlock,
@@ -40,6 +45,7 @@ from cosmos_kernels.nn import (
     group_norm,
     haar_levels,
 )
+from cosmos_kernels.nn.tokenizer_layers3d import StreamSequential, StreamState
 
 Tensor = torch.Tensor
 VIDEO, IMAGE = "FACTORIZED", "Default"
@@ -207,13 +213,13 @@ class _Level(nn.Module):
         if resample is not None:
             self.add_module(resample_name, resample)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def forward(self, h: Tensor, state: StreamState | None = None) -> Tensor:
         for i, block in enumerate(self.block):
-            h = block(h)
+            h = _run(block, h, state)
             if len(self.attn):
-                h = self.attn[i](h)
+                h = _run(self.attn[i], h, state)
         if self.resample_name is not None:
-            h = self.get_submodule(self.resample_name)(h)
+            h = _run(self.get_submodule(self.resample_name), h, state)
         return h
 
 
@@ -222,13 +228,20 @@ class _Mid(nn.Module):
         super().__init__()
         self.block_1, self.attn_1, self.block_2 = block_1, attn_1, block_2
 
-    def forward(self, h: Tensor) -> Tensor:
-        return self.block_2(self.attn_1(self.block_1(h)))
+    def forward(self, h: Tensor, state: StreamState | None = None) -> Tensor:
+        for layer in (self.block_1, self.attn_1, self.block_2):
+            h = _run(layer, h, state)
+        return h
 
 
-def _video_attention(channels: int) -> nn.Sequential:
+def _run(layer: nn.Module, h: Tensor, state: StreamState | None) -> Tensor:
+    """``layer(h)``, handing on the stream state when streaming; the image layers take none."""
+    return layer(h) if state is None else layer(h, state)
+
+
+def _video_attention(channels: int) -> StreamSequential:
     """Per-frame spatial attention, then causal temporal attention (keys ``0.*`` and ``1.*``)."""
-    return nn.Sequential(CausalAttnBlock(channels), CausalTemporalAttnBlock(channels))
+    return StreamSequential(CausalAttnBlock(channels), CausalTemporalAttnBlock(channels))
 
 
 def _blocks(
@@ -268,11 +281,11 @@ class EncoderFactorized(nn.Module):
         self.norm_out = CausalNormalize(block_in)
         self.conv_out = factorized_causal_conv3d(block_in, cfg.z_channels)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.conv_in(self.patcher3d(x))
+    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
+        h = self.conv_in(self.patcher3d(x, state), state)
         for level in self.down:
-            h = level(h)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+            h = level(h, state)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h, state))), state)
 
 
 class DecoderFactorized(nn.Module):
@@ -309,11 +322,11 @@ class DecoderFactorized(nn.Module):
         self.conv_out = factorized_causal_conv3d(block_in, cfg.out_channels * cfg.patch_size**3)
         self.unpatcher3d = UnPatcher3d(cfg.patch_size)
 
-    def forward(self, z: Tensor) -> Tensor:
-        h = self.mid(self.conv_in(z))
+    def forward(self, z: Tensor, state: StreamState | None = None) -> Tensor:
+        h = self.mid(self.conv_in(z, state), state)
         for level in reversed(self.up):
-            h = level(h)
-        return self.unpatcher3d(self.conv_out(F.silu(self.norm_out(h))))
+            h = level(h, state)
+        return self.unpatcher3d(self.conv_out(F.silu(self.norm_out(h)), state), state)
 
 
 class Encoder(nn.Module):
@@ -425,8 +438,28 @@ class ContinuousTokenizer(nn.Module):
             self.quant_conv = nn.Conv2d(z, latent, 1)
             self.post_quant_conv = nn.Conv2d(latent, z, 1)
 
-    def encode(self, x: Tensor) -> Tensor:
-        """Pixels in [-1, 1] to latents (Cosmos's AE formulation: no sampling)."""
+    def encode(
+        self,
+        x: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Pixels in [-1, 1] to latents (Cosmos's AE formulation: no sampling).
+
+        Args:
+            x: (B, 3, 1 + t*k, H, W) video or (B, 3, H, W) images.
+            chunk_frames: video only; None runs the whole video at once. Otherwise 1 + t*m frames
+                (m >= 1): the video streams through the encoder in chunks of 1 + t*m frames, then
+                t*m frames, carrying the causal context across chunks, so the result equals the
+                whole-video one while activation memory follows the chunk, not the video.
+            tile: (height, width) in pixels, multiples of the spatial compression: encode
+                overlapping tiles of this size and blend their latents with a linear ramp across
+                each overlap. An approximation: convolutions see the tile borders.
+            overlap: pixels shared by neighbouring tiles, a multiple of the spatial compression.
+            progress: show a progress bar over the chunks (and tiles).
+        """
         cfg = self.config
         self._check_layout("encode", "x", x, cfg.in_channels)
         if cfg.is_video and (x.shape[2] - 1) % cfg.temporal_compression:
@@ -440,12 +473,62 @@ class ContinuousTokenizer(nn.Module):
                 f"encode: H and W must be divisible by spatial_compression = {s}, got H = {height}, "
                 f"W = {width} (e.g. {height // s * s or s} x {width // s * s or s})"
             )
-        return self.quant_conv(self.encoder(x))
+        return self._code("encode", x, chunk_frames, tile, overlap, progress)
 
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents to pixels, (B, C, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video."""
+    def decode(
+        self,
+        latents: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Latents to pixels, (B, C, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video.
+
+        ``chunk_frames`` counts latent frames, 1 + m (m >= 1): chunks of 1 + m, then m latent
+        frames, decoded to 1 + t*m, then t*m frames, equal to the whole-video result. ``tile`` and
+        ``overlap`` are in output pixels, as in :meth:`encode`: the latents are cut into tiles of
+        ``tile / s`` sharing ``overlap / s`` latent pixels, and the decoded tiles are blended.
+        """
         self._check_layout("decode", "latents", latents, self.config.latent_channels)
-        return self.decoder(self.post_quant_conv(latents))
+        return self._code("decode", latents, chunk_frames, tile, overlap, progress)
+
+    def _encode_chunk(self, x: Tensor, state: StreamState | None) -> Tensor:
+        return self.quant_conv(_run(self.encoder, x, state))
+
+    def _decode_chunk(self, z: Tensor, state: StreamState | None) -> Tensor:
+        return _run(self.decoder, _run(self.post_quant_conv, z, state), state)
+
+    def _code(
+        self,
+        op: str,
+        x: Tensor,
+        chunk_frames: int | None,
+        tile: tuple[int, int] | None,
+        overlap: int,
+        progress: bool,
+    ) -> Tensor:
+        """Run ``op`` over the spatial tiles of ``x``, each streamed in temporal chunks."""
+        cfg = self.config
+        s, t = cfg.spatial_compression, cfg.temporal_compression
+        encoding = op == "encode"
+        run, step = (self._encode_chunk, t) if encoding else (self._decode_chunk, 1)
+        sizes = _chunk_sizes(op, x, chunk_frames, step, cfg.is_video)
+        # Frames of the whole output, used only when streaming (video): images run whole.
+        frames = x.shape[2]
+        out_frames = 1 + (frames - 1) // t if encoding else 1 + t * (frames - 1)
+        # Tiles are cut in the input's units: pixels when encoding, latent pixels when decoding.
+        unit = 1 if encoding else s
+        grid = _tile_grid(op, x.shape[-2:], tile, overlap, s, unit)
+        scale = (1, s) if encoding else (s, 1)
+        with tqdm(
+            total=len(sizes) * len(grid[0]) * len(grid[1]), desc=op, unit="chunk", disable=not progress
+        ) as bar:
+
+            def stream(part: Tensor) -> Tensor:
+                return _stream(run, part, sizes, out_frames, bar)
+
+            return _tiled(stream, x, grid, overlap // unit, scale)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
@@ -457,6 +540,136 @@ class ContinuousTokenizer(nn.Module):
         if t.dim() != (5 if video else 4) or t.shape[1] != channels:
             layout = "(B, C, T, H, W) video" if video else "(B, C, H, W) images"
             raise ValueError(f"{op}: {name} must be {layout} with C = {channels}, got shape {tuple(t.shape)}")
+
+
+def _chunk_sizes(op: str, x: Tensor, chunk_frames: int | None, step: int, video: bool) -> list[int]:
+    """Frames of each temporal chunk: 1 + step*m, then step*m, ..., the last one possibly shorter."""
+    if chunk_frames is None:
+        return [x.shape[2]] if video else [x.shape[0]]
+    if not video:
+        raise ValueError(f"{op}: chunk_frames is for video tokenizers; images have no frames to stream")
+    if (
+        isinstance(chunk_frames, bool)
+        or not isinstance(chunk_frames, int)
+        or chunk_frames < 1 + step
+        or (chunk_frames - 1) % step
+    ):
+        valid = ", ".join(str(1 + step * m) for m in range(1, 4))
+        raise ValueError(
+            f"{op}: chunk_frames must be None or 1 + {step}m with m >= 1 ({valid}, ...): the first "
+            f"chunk holds frame 0 and later chunks whole multiples of {step}, got {chunk_frames!r}"
+        )
+    frames = x.shape[2]
+    first = min(chunk_frames, frames)
+    rest = range(first, frames, chunk_frames - 1)
+    return [first] + [min(chunk_frames - 1, frames - start) for start in rest]
+
+
+def _stream(
+    run: Callable[[Tensor, StreamState | None], Tensor],
+    x: Tensor,
+    sizes: list[int],
+    out_frames: int,
+    bar: tqdm,
+) -> Tensor:
+    """``run`` over the temporal chunks of ``x`` with one stream state, outputs joined along time.
+
+    One chunk is the whole video: no state. Outputs are written into one preallocated tensor, so a
+    long decode never holds its output twice.
+    """
+    if len(sizes) == 1:
+        bar.update()
+        return run(x, None)
+    state, out, start = StreamState(), None, 0
+    for chunk in x.split(sizes, dim=2):
+        y = run(chunk, state)
+        state.first = False
+        if out is None:
+            out = y.new_empty(*y.shape[:2], out_frames, *y.shape[3:])
+        out[:, :, start : start + y.shape[2]] = y
+        start += y.shape[2]
+        bar.update()
+    return out
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Offsets of tiles of ``tile`` sharing ``overlap`` along ``size``; the last one ends at the edge."""
+    if tile >= size:
+        return [0]
+    return [*range(0, size - tile, tile - overlap), size - tile]
+
+
+def _tile_grid(
+    op: str, shape: torch.Size, tile: tuple[int, int] | None, overlap: int, s: int, unit: int
+) -> tuple[list[int], list[int], int, int]:
+    """Tile rows, columns, height and width over ``shape`` (H, W), in units of ``unit`` pixels."""
+    height, width = shape
+    if tile is None:
+        return [0], [0], height, width
+    ok = (
+        isinstance(tile, tuple | list)
+        and len(tile) == 2
+        and all(isinstance(n, int) and n > 0 and n % s == 0 for n in tile)
+    )
+    if not ok:
+        raise ValueError(f"{op}: tile must be (height, width) in pixels, multiples of {s}, got {tile!r}")
+    if (
+        isinstance(overlap, bool)
+        or not isinstance(overlap, int)
+        or overlap < 0
+        or overlap % s
+        or overlap >= min(tile)
+    ):
+        raise ValueError(
+            f"{op}: overlap must be pixels, a multiple of {s} in [0, {min(tile)}) for tile {tile}, "
+            f"got {overlap!r}"
+        )
+    th, tw = (min(n // unit, size) for n, size in zip(tile, shape, strict=True))
+    step = overlap // unit
+    return _tile_starts(height, th, step), _tile_starts(width, tw, step), th, tw
+
+
+def _ramp(length: int, fade: int, fade_in: bool, fade_out: bool, like: Tensor) -> Tensor:
+    """Blend weights along one tile axis: rising over the first ``fade`` entries where a tile
+    before it overlaps, falling over the last ``fade`` where one after it does, 1 elsewhere."""
+    w = torch.ones(length, dtype=like.dtype, device=like.device)
+    edge = torch.arange(1, fade + 1, dtype=like.dtype, device=like.device) / (fade + 1)
+    if fade_in:
+        w[:fade] = edge
+    if fade_out:
+        w[length - fade :] = torch.minimum(w[length - fade :], edge.flip(0))
+    return w
+
+
+def _tiled(
+    run: Callable[[Tensor], Tensor],
+    x: Tensor,
+    grid: tuple[list[int], list[int], int, int],
+    overlap: int,
+    scale: tuple[int, int],
+) -> Tensor:
+    """``run`` on each tile of ``x``'s last two axes, outputs (``scale`` = (num, den) times the size)
+    blended: a weighted mean with linear ramps over the overlaps, so seams fade rather than jump."""
+    rows, cols, th, tw = grid
+    if len(rows) == len(cols) == 1:
+        return run(x)
+    num, den = scale
+    height, width = x.shape[-2:]
+    fade = overlap * num // den
+    out = weight = None
+    for r in rows:
+        for c in cols:
+            y = run(x[..., r : r + th, c : c + tw])
+            if out is None:
+                out = y.new_zeros(*y.shape[:-2], height * num // den, width * num // den)
+                weight = y.new_zeros(out.shape[-2:])
+            w = _ramp(y.shape[-2], fade, r > 0, r + th < height, y)[:, None] * _ramp(
+                y.shape[-1], fade, c > 0, c + tw < width, y
+            )
+            r0, c0 = r * num // den, c * num // den
+            out[..., r0 : r0 + y.shape[-2], c0 : c0 + y.shape[-1]] += w * y
+            weight[r0 : r0 + y.shape[-2], c0 : c0 + y.shape[-1]] += w
+    return out / weight
 
 
 TOKENIZER_CONFIGS: dict[str, TokenizerConfig] = {
