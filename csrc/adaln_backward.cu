@@ -37,12 +37,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) adaln_backward_kernel(const Ba
 
   int valid[kChunks];
   int offset[kChunks];
-#pragma unroll
-  for (int k = 0; k < kChunks; ++k) {
-    const int chunk = threadIdx.x + k * blockDim.x;
-    valid[k] = chunk_valid<kVec>(part, chunk);
-    offset[k] = chunk * kVec;
-  }
+  thread_chunks<kChunks, kVec>(part, valid, offset);
   const auto load = [&](const T* row, int k) {
     return load_packed<T, kVec, kAligned>(row + offset[k], valid[k]);
   };

@@ -83,6 +83,19 @@ __device__ __forceinline__ int chunk_valid(const RowPartition& part, int chunk) 
   return max(0, min(kVec, part.dim - chunk * kVec));
 }
 
+// The kChunks chunks of kVec elements this thread owns in every row of the launch: chunk k starts at
+// element offset[k], and valid[k] of its elements lie inside the row (all rows share D).
+template <int kChunks, int kVec>
+__device__ __forceinline__ void thread_chunks(const RowPartition& part, int (&valid)[kChunks],
+                                              int (&offset)[kChunks]) {
+#pragma unroll
+  for (int k = 0; k < kChunks; ++k) {
+    const int chunk = threadIdx.x + k * blockDim.x;
+    valid[k] = chunk_valid<kVec>(part, chunk);
+    offset[k] = chunk * kVec;
+  }
+}
+
 // Sums kValues values over the threads of one row; every thread gets the same total (the xor butterfly
 // and the fixed-order sum over warps are symmetric). Uses __syncthreads only when a row spans several
 // warps, and then each block holds exactly one row, so all of its threads are here.
