@@ -24,6 +24,7 @@ from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
 from cosmos_kernels.models.tokenizer_training import psnr, ssim
 from cosmos_kernels.ops import adaln, haar
 from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
+from cosmos_kernels.ops.attention import QK_NORM_ROPE_PREFERENCE
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 OP_PREFERENCES = {
@@ -31,7 +32,8 @@ OP_PREFERENCES = {
     "gated_residual_adaln": adaln.PREFERENCE,
     "haar3d_analysis / synthesis": haar.PREFERENCE,
     "haar2d_analysis / synthesis": haar.PREFERENCE,
-    "attention / qk_norm_rope": ATTENTION_PREFERENCE,
+    "attention": ATTENTION_PREFERENCE,
+    "qk_norm_rope": QK_NORM_ROPE_PREFERENCE,
 }
 
 

@@ -62,14 +62,38 @@ def check_lse(lse, lse_ref, dtype):
     assert_close(lse[~empty], lse_ref[~empty], dtype, "lse")
 
 
-# Only the torch backend exists so far; the fast backends will join through backend_params().
 TORCH_BACKENDS = [p for p in backend_params() if p.values[1] == "torch"]
+TRITON_BACKENDS = [p for p in backend_params() if p.values[1] == "triton"]
+# The Triton kernels take head dims that are multiples of 16 in [32, 256] (64, 128 and 256 in Cosmos).
+TRITON_CASES = [
+    (2, 17, 17, 2, 64, "qk", True, None),
+    (2, 33, 7, 2, 64, "qk", False, [0, 5]),
+    (1, 45, 70, 1, 32, "k", False, [60]),
+    (1, 33, 33, 1, 128, "q", True, [30]),
+    (2, 20, 20, 2, 96, "", False, None),
+]
+
+
+def case_id(case):
+    return "x".join(map(str, case[:5])) + f"-{case[5] or 'nonorm'}"
 
 
 @pytest.mark.parametrize(("device", "backend"), TORCH_BACKENDS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:5])) + f"-{c[5] or 'nonorm'}")
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_attention_matches_reference(device, backend, case):
-    for dtype in DTYPES:
+    check_against_reference(device, backend, case, DTYPES)
+
+
+@pytest.mark.parametrize(("device", "backend"), TRITON_BACKENDS)
+@pytest.mark.parametrize("case", TRITON_CASES, ids=case_id)
+def test_triton_attention_matches_reference(device, backend, case):
+    # The interpreter's tl.dot on bfloat16 multiplies raw bit patterns (DESIGN.md): bfloat16 on GPUs.
+    dtypes = DTYPES if device == "cuda" else [torch.float32, torch.float16]
+    check_against_reference(device, backend, case, dtypes)
+
+
+def check_against_reference(device, backend, case, dtypes):
+    for dtype in dtypes:
         (q, k, v), kwargs = make_inputs(*case, dtype, device=device)
         q, k, v = leaves(q, k, v)
         names, kwargs = differentiable(kwargs)
@@ -340,9 +364,14 @@ def test_nn_attention_masks_context_padding():
     torch.testing.assert_close(out[0], layer(x[:1], context[:1])[0])
 
 
-def test_a_fast_backend_by_name_says_there_is_none_yet():
+def test_a_fast_backend_says_what_it_cannot_take(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     q = torch.randn(1, 3, 1, 8)
     with pytest.raises(BackendUnavailableError, match="no triton implementation"):
+        ops.qk_norm_rope(
+            q, q, torch.ones(8), torch.ones(8), torch.ones(3, 4), torch.zeros(3, 4), backend="triton"
+        )
+    with pytest.raises(BackendUnavailableError, match="head dims that are multiples of 16"):
         ops.attention(q, q, q, backend="triton")
 
 

@@ -7,9 +7,13 @@ attention with keys at positions >= ``k_lengths[b]`` masked. ``qk_norm_rope`` is
 prologue alone, for use with other attention implementations. ``rope3d_cos_sin`` builds the tables of
 Cosmos-1.0's 3D RoPE (``VideoRopePosition3DEmb``) for a (T, H, W) token grid.
 
-Only the torch backend (the reference) exists so far; a fast backend joins by being named in
-``PREFERENCE`` and branched to in the two forward and two backward custom ops below.
+Backends: ``triton`` (``cosmos_kernels/triton/attention.py``: flash attention with the norm and RoPE
+fused into the loads of q and k) for ``attention``; ``torch`` (the reference) for all three. The
+standalone ``qk_norm_rope`` has no fast kernel yet.
 """
+
+import importlib.util
+from types import ModuleType
 
 import torch
 
@@ -20,12 +24,33 @@ from cosmos_kernels.ops._checks import (
     check_int,
     check_same_dtype_and_device,
     check_tensor,
+    fast_dtype_reason,
     last_dim_contiguous,
 )
 
-# The fast backends ``auto`` tries, fastest first; empty until the Triton/CUDA kernels land.
-PREFERENCE: tuple[str, ...] = ()
+# The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel yet: Triton's
+# flash attention has to be measured against cuDNN on a GPU first.
+PREFERENCE: tuple[str, ...] = ("triton",)
+QK_NORM_ROPE_PREFERENCE: tuple[str, ...] = ()
 Tensor = torch.Tensor
+
+
+def _kernels() -> ModuleType:
+    from cosmos_kernels.triton import attention
+
+    return attention
+
+
+def _fast_input_reason(q: Tensor, rope_cos: Tensor | None) -> str | None:
+    if (reason := fast_dtype_reason(q)) is not None:
+        return reason
+    if rope_cos is not None and rope_cos.dtype != torch.float32:
+        return f"float32 RoPE tables, got {rope_cos.dtype}"
+    if importlib.util.find_spec("triton") is None:
+        return None  # no fast backend to ask; resolve_backend says why none is available
+    if not _kernels().head_dim_supported(q.shape[-1]):
+        return f"head dims that are multiples of 16 in [32, 256], got D = {q.shape[-1]}"
+    return None
 
 
 def _lse_dtype(q: Tensor) -> torch.dtype:
@@ -46,7 +71,11 @@ def _attention(
     softmax_scale: float,
     backend: str,
 ) -> tuple[Tensor, Tensor]:
-    """(out, lse): the lse is always computed, since the backward of a fast kernel will need it."""
+    """(out, lse): the lse is always computed, since the backward of a fast kernel needs it."""
+    if backend == "triton":
+        return _kernels().attention_forward(
+            q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths, norm_eps, softmax_scale
+        )
     out, lse = reference.attention(
         q,
         k,
@@ -77,6 +106,8 @@ def _attention_backward(
     q: Tensor,
     k: Tensor,
     v: Tensor,
+    out: Tensor,
+    lse: Tensor,
     q_norm_weight: Tensor | None,
     k_norm_weight: Tensor | None,
     rope_cos: Tensor | None,
@@ -87,6 +118,24 @@ def _attention_backward(
     backend: str,
 ) -> list[Tensor]:
     """[dq, dk, dv] followed by the gradients of the norm weights that were given, in order."""
+    if backend == "triton":
+        grads = _kernels().attention_backward(
+            last_dim_contiguous(grad_out),
+            q,
+            k,
+            v,
+            out,
+            lse,
+            q_norm_weight,
+            k_norm_weight,
+            rope_cos,
+            rope_sin,
+            k_lengths,
+            norm_eps,
+            softmax_scale,
+            grad_lse=grad_lse.contiguous(),
+        )
+        return [g for g in grads if g is not None]
     # The torch backend differentiates the reference itself: its backward is right by construction.
     given = {
         name: w
@@ -120,6 +169,8 @@ def _(
     q,
     k,
     v,
+    out,
+    lse,
     q_norm_weight,
     k_norm_weight,
     rope_cos,
@@ -135,11 +186,11 @@ def _(
 
 def _attention_setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
     *tensors, ctx.norm_eps, ctx.softmax_scale, ctx.backend = inputs
-    ctx.save_for_backward(*tensors)
+    ctx.save_for_backward(*tensors, *output)
 
 
 def _attention_backward_rule(ctx, grad_out: Tensor, grad_lse: Tensor):
-    q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths = ctx.saved_tensors
+    q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths, out, lse = ctx.saved_tensors
     grads = iter(
         _attention_backward(
             grad_out,
@@ -147,6 +198,8 @@ def _attention_backward_rule(ctx, grad_out: Tensor, grad_lse: Tensor):
             q,
             k,
             v,
+            out,
+            lse,
             q_norm_weight,
             k_norm_weight,
             rope_cos,
@@ -295,7 +348,7 @@ def attention(
             key left gives zeros.
         return_lse: also return the log-sum-exp of each row's scaled scores, for merging partial
             attention results (ring attention); -inf for rows with no key.
-        backend: "auto" or "torch" (the fast backends are not implemented yet).
+        backend: "auto", "triton" or "torch".
     Returns:
         out (B, Sq, H, D) in q's dtype, computed in float32; with ``return_lse`` also lse (B, H, Sq)
         in float32 (float64 for float64 input). Gradients flow to q, k, v and both norm weights
@@ -341,13 +394,14 @@ def attention(
         _check_k_lengths(op, k_lengths, batch, seq_k, q.device)
     if not isinstance(return_lse, bool):
         raise TypeError(f"{op}: return_lse must be a bool, got {type(return_lse).__name__}")
-    chosen = resolve_backend(backend, q.device, op=op, preference=PREFERENCE)
+    chosen = resolve_backend(
+        backend, q.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(q, rope_cos)
+    )
     out, lse = _attention(
         last_dim_contiguous(q),
         last_dim_contiguous(k),
         last_dim_contiguous(v),
-        q_norm_weight,
-        k_norm_weight,
+        *(w if w is None else w.contiguous() for w in (q_norm_weight, k_norm_weight)),
         rope_cos,
         rope_sin,
         k_lengths,
@@ -391,7 +445,7 @@ def qk_norm_rope(
     check_same_dtype_and_device(op, q=q, k=k, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight)
     _check_rope(op, ("cos", "sin"), cos, sin, q, q.shape[1])
     eps = check_eps(op, eps)
-    chosen = resolve_backend(backend, q.device, op=op, preference=PREFERENCE)
+    chosen = resolve_backend(backend, q.device, op=op, preference=QK_NORM_ROPE_PREFERENCE)
     return _qk_norm_rope(
         last_dim_contiguous(q),
         last_dim_contiguous(k),
