@@ -10,8 +10,16 @@ import torch
 from cosmos_kernels import benchmarking
 from cosmos_kernels._backend import unavailable_reason
 
-OPS = ["adaln_modulate", "gated_residual_adaln", "haar3d_analysis", "haar3d_synthesis"]
-IMPLS = ["triton", "cuda", "auto", "eager", "torch.compile"]
+OPS = [
+    "adaln_modulate",
+    "gated_residual_adaln",
+    "haar3d_analysis",
+    "haar3d_synthesis",
+    "attention fwd",
+    "attention fwd+bwd",
+]
+OURS = ["triton", "cuda", "auto"]
+PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient"]
 _cache: dict = {}
 
 
@@ -30,7 +38,7 @@ def copy_bandwidth(bench_config):
     return benchmarking.copy_bandwidth(bench_config["device"])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", OURS + PEERS)
 @pytest.mark.parametrize("op", OPS)
 def test_op(benchmark, bench_config, copy_bandwidth, op, impl):
     if impl == "torch.compile" and not bench_config["compile"]:
@@ -39,7 +47,10 @@ def test_op(benchmark, bench_config, copy_bandwidth, op, impl):
         if (reason := unavailable_reason(impl, torch.device(bench_config["device"]))) is not None:
             pytest.skip(reason)
     case = _case(bench_config, op)
-    fn = case.impls([impl] if impl not in IMPLS[3:] else [], with_compile=impl == "torch.compile")[impl]
+    impls = case.impls([impl] if impl in OURS else [], with_compile=impl == "torch.compile")
+    if impl not in impls:
+        pytest.skip(f"{impl} is not a peer of {op} here")
+    fn = impls[impl]
     for args in case.inputs[:2]:
         fn(*args)  # warm-up outside the timed region: compilation and autotuning
     calls = iter(range(10**9))
@@ -59,6 +70,7 @@ def test_op(benchmark, bench_config, copy_bandwidth, op, impl):
         shape=case.shape,
         dtype=str(bench_config["dtype"]),
         device_ms=seconds * 1e3,
-        gb_per_s=case.bytes_moved / seconds / 1e9,
-        fraction_of_copy_bandwidth=case.bytes_moved / seconds / copy_bandwidth,
+        throughput=case.throughput(seconds),
     )
+    if not case.flops:
+        benchmark.extra_info["fraction_of_copy_bandwidth"] = case.bytes_moved / seconds / copy_bandwidth

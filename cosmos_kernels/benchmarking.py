@@ -3,7 +3,8 @@
 Each case builds inputs once and offers the same work three ways: our op, the plain PyTorch code a
 user would write (eager), and ``torch.compile`` of that same code. Throughput is reported as GB/s of
 compulsory memory traffic (each input read once, each output written once), next to the device's
-measured copy bandwidth, since these ops are memory-bound.
+measured copy bandwidth, since these ops are memory-bound; attention, which is compute-bound, reports
+TFLOP/s and adds every ``scaled_dot_product_attention`` backend as a peer.
 """
 
 import functools
@@ -33,6 +34,8 @@ class Case:
     op: Callable[..., object]  # ours, taking backend= as a keyword
     eager: Callable[..., object]
     compiled: Callable[..., object] | None = field(default=None)
+    flops: int = 0  # set for compute-bound ops: then throughput is reported in TFLOP/s
+    peers: dict[str, Callable[..., object]] = field(default_factory=dict)  # more peers than eager
 
     def impls(self, backends: list[str], *, with_compile: bool = True) -> dict[str, Callable[..., object]]:
         """Ours once per backend (keyed by backend name), then the peers "eager" and "torch.compile"."""
@@ -44,7 +47,12 @@ class Case:
             if self.compiled is None:
                 self.compiled = torch.compile(self.eager)
             impls["torch.compile"] = self.compiled
-        return impls
+        return impls | self.peers
+
+    def throughput(self, seconds: float) -> str:
+        if self.flops:
+            return f"{self.flops / seconds / 1e12:.0f} TFLOP/s"
+        return f"{self.bytes_moved / seconds / 1e9:.0f} GB/s"
 
 
 def _modulate_eager(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -124,19 +132,102 @@ def haar3d_case(video_shape: tuple[int, ...], dtype: torch.dtype, device: str, *
     )
 
 
+def _norm_rope_eager(
+    x: torch.Tensor, weight: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> torch.Tensor:
+    """What a PyTorch user writes: per-head RMSNorm, then rotate-half RoPE, in x's dtype."""
+    x = F.rms_norm(x.float(), (x.shape[-1],), weight.float(), eps=1e-6)
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos[:, None], sin[:, None]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(weight.dtype)
+
+
+def _sdpa_eager(q, k, v, q_weight, k_weight, cos, sin, sdpa_backend=None):
+    q, k = _norm_rope_eager(q, q_weight, cos, sin), _norm_rope_eager(k, k_weight, cos, sin)
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # SDPA wants (B, H, S, D)
+    if sdpa_backend is None:
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+    with torch.nn.attention.sdpa_kernel([sdpa_backend]):
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+
+
+def _with_backward(fn: Callable[..., torch.Tensor]) -> Callable[..., None]:
+    """Forward and backward of fn: the inputs are leaves that require grad."""
+
+    def run(*args: torch.Tensor, **kwargs: object) -> None:
+        out = fn(*args, **kwargs)
+        out.backward(torch.ones_like(out))
+        for t in args:
+            t.grad = None
+
+    return run
+
+
+def attention_case(
+    grid: tuple[int, int, int], heads: int, dim: int, dtype: torch.dtype, device: str, *, backward: bool
+) -> Case:
+    """Self-attention of a DiT block over a (T, H, W) token grid: QK-RMSNorm, 3D RoPE, softmax."""
+    seq = math.prod(grid)
+    cos, sin = ops.rope3d_cos_sin(*grid, dim, device=device)
+
+    def make() -> tuple[torch.Tensor, ...]:
+        q, k, v = torch.randn(3, 1, seq, heads, dim, dtype=dtype, device=device).unbind(0)
+        weights = (1 + 0.1 * torch.randn(2, dim, dtype=dtype, device=device)).unbind(0)
+        leaves = [t.contiguous().requires_grad_(backward) for t in (q, k, v, *weights)]
+        return (*leaves, cos, sin)
+
+    def ours(q, k, v, q_weight, k_weight, cos, sin, *, backend: str) -> torch.Tensor:
+        return ops.attention(
+            q,
+            k,
+            v,
+            q_norm_weight=q_weight,
+            k_norm_weight=k_weight,
+            rope_cos=cos,
+            rope_sin=sin,
+            backend=backend,
+        )
+
+    wrap = _with_backward if backward else (lambda fn: fn)
+    peers = {}
+    if device.startswith("cuda"):
+        backends = torch.nn.attention.SDPBackend
+        for name, sdpa_backend in (
+            ("sdpa-cudnn", backends.CUDNN_ATTENTION),
+            ("sdpa-flash", backends.FLASH_ATTENTION),
+            ("sdpa-efficient", backends.EFFICIENT_ATTENTION),
+        ):
+            peers[name] = wrap(functools.partial(_sdpa_eager, sdpa_backend=sdpa_backend))
+    matmul_flops = 4 * seq * seq * heads * dim  # QK^T and PV, 2 flops per multiply-add
+    return Case(
+        name="attention fwd+bwd" if backward else "attention fwd",
+        shape=f"{_shape_label(grid)} tokens, {heads}x{dim}",
+        bytes_moved=0,
+        inputs=[make()],
+        op=wrap(ours),
+        eager=wrap(_sdpa_eager),
+        # Compile the forward only: a compiled function that calls .backward() breaks the graph there.
+        compiled=wrap(torch.compile(_sdpa_eager)),
+        flops=matmul_flops * (3.5 if backward else 1),  # backward: 2.5x the forward's matmuls
+        peers=peers,
+    )
+
+
 def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
     """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes."""
     if size == "cosmos":
-        seq, dim, video = 56320, 4096, (1, 3, 121, 704, 1280)
+        seq, dim, video, grid, heads = 56320, 4096, (1, 3, 121, 704, 1280), (16, 44, 80), 32
     elif device == "cpu":
-        seq, dim, video = 1024, 512, (1, 3, 9, 64, 96)
+        seq, dim, video, grid, heads = 1024, 512, (1, 3, 9, 64, 96), (2, 8, 16), 2
     else:
-        seq, dim, video = 8192, 2048, (1, 3, 33, 256, 448)
+        seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
     return [
         adaln_case(1, seq, dim, dtype, device),
         gated_case(1, seq, dim, dtype, device),
         haar3d_case(video, dtype, device, inverse=False),
         haar3d_case(video, dtype, device, inverse=True),
+        attention_case(grid, heads, 128, dtype, device, backward=False),
+        attention_case(grid, heads, 128, dtype, device, backward=True),
     ]
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from cosmos_kernels import __version__, benchmarking, cuda
+from cosmos_kernels import BackendUnavailableError, __version__, benchmarking, cuda
 from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reason
 from cosmos_kernels.models import ContinuousTokenizer, build_tokenizer, load_cosmos_tokenizer_state_dict
 from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
@@ -142,32 +142,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(bench_cases))
         for case in bench_cases:
-            times = {}
+            times: dict[str, float | None] = {}
             for impl, fn in case.impls(backends, with_compile=not args.no_compile).items():
                 progress.update(task, description=f"{case.name}: {impl}")
-                times[impl] = benchmarking.time_call(fn, case.inputs, reps=args.reps)
+                try:
+                    times[impl] = benchmarking.time_call(fn, case.inputs, reps=args.reps)
+                except BackendUnavailableError:  # e.g. no CUDA C++ kernel for this op: a "-" in the table
+                    times[impl] = None
             progress.advance(task)
             rows.append((case, times))
 
     table = Table(title=f"{device}, {args.dtype}: ms per call (median); copy {peak / 1e9:.0f} GB/s")
     table.add_column("op")
     table.add_column("shape")
-    for impl in rows[0][1]:
+    columns = list(dict.fromkeys(impl for _, times in rows for impl in times))
+    for impl in columns:
         table.add_column(impl, justify="right")
-    table.add_column("ours GB/s", justify="right")
+    table.add_column("ours", justify="right")
     table.add_column("speedup", justify="right")
     results = []
     for case, times in rows:
-        ours = min(times[b] for b in backends)
-        best_peer = min(v for k, v in times.items() if k not in backends)
+        ours = min((times[b] for b in backends if times[b] is not None), default=None)
+        best_peer = min(v for k, v in times.items() if k not in backends and v is not None)
         table.add_row(
             case.name,
             case.shape,
-            *(f"{t * 1e3:.3f}" for t in times.values()),
-            f"{case.bytes_moved / ours / 1e9:.0f}",
-            f"{best_peer / ours:.2f}x",
+            *("-" if times.get(impl) is None else f"{times[impl] * 1e3:.3f}" for impl in columns),
+            "-" if ours is None else case.throughput(ours),
+            "-" if ours is None else f"{best_peer / ours:.2f}x",
         )
-        results.append({"op": case.name, "shape": case.shape, "seconds": times, "bytes": case.bytes_moved})
+        results.append(
+            {
+                "op": case.name,
+                "shape": case.shape,
+                "seconds": times,
+                "bytes": case.bytes_moved,
+                "flops": case.flops,
+            }
+        )
     console.print(table)
     if args.json:
         report = {"device": device, "dtype": args.dtype, "copy_bytes_per_s": peak, "results": results}

@@ -34,6 +34,9 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch):
         "gated_residual_adaln",
         "haar3d_analysis",
         "haar3d_synthesis",
+        "attention fwd",
+        "attention fwd+bwd",
     ]
     for r in results:
         assert all(seconds > 0 for seconds in r["seconds"].values())
+    assert all(r["flops"] > 0 for r in results if r["op"].startswith("attention"))
