@@ -7,17 +7,20 @@ measured copy bandwidth, since these ops are memory-bound; attention, which is c
 TFLOP/s and adds every ``scaled_dot_product_attention`` backend as a peer.
 """
 
+import contextlib
 import functools
 import math
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from cosmos_kernels import ops, reference
+from cosmos_kernels._backend import ENV_VAR
 
 # L2 is 50 MB on an H100: working sets smaller than this are rotated so each call reads cold memory.
 ROTATE_BELOW_BYTES = 256 * 2**20
@@ -35,6 +38,7 @@ class Case:
     eager: Callable[..., object]
     compiled: Callable[..., object] | None = field(default=None)
     flops: int = 0  # set for compute-bound ops: then throughput is reported in TFLOP/s
+    frames: int = 0  # set for whole models on video: then throughput is reported in frames/s
     peers: dict[str, Callable[..., object]] = field(default_factory=dict)  # more peers than eager
 
     def impls(self, backends: list[str], *, with_compile: bool = True) -> dict[str, Callable[..., object]]:
@@ -52,6 +56,8 @@ class Case:
     def throughput(self, seconds: float) -> str:
         if self.flops:
             return f"{self.flops / seconds / 1e12:.0f} TFLOP/s"
+        if self.frames:
+            return f"{self.frames / seconds:.0f} frames/s"
         return f"{self.bytes_moved / seconds / 1e9:.0f} GB/s"
 
 
@@ -213,14 +219,65 @@ def attention_case(
     )
 
 
+@contextlib.contextmanager
+def _auto_backend(backend: str) -> Iterator[None]:
+    """Every op the model calls with backend="auto" runs on ``backend`` meanwhile."""
+    previous = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = backend
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = previous
+
+
+def tokenizer_case(
+    name: str, video_shape: tuple[int, ...], dtype: torch.dtype, device: str, *, decode: bool
+) -> Case:
+    """A whole tokenizer (random weights) encoding or decoding one clip: ours vs the reference ops."""
+    from cosmos_kernels.models import build_tokenizer
+
+    model = build_tokenizer(name).to(device, dtype).eval()
+    video = torch.rand(video_shape, device=device, dtype=dtype) * 2 - 1
+    with torch.no_grad():
+        latents = model.encode(video)
+    fn = model.decode if decode else model.encode
+
+    def run(x: torch.Tensor, *, backend: str = "torch") -> torch.Tensor:
+        with torch.no_grad(), _auto_backend(backend):
+            return fn(x)
+
+    compiled_fn = torch.compile(fn, dynamic=False)
+
+    def compiled(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), _auto_backend("torch"):
+            return compiled_fn(x)
+
+    return Case(
+        name=f"{name} {'decode' if decode else 'encode'}",
+        shape=_shape_label(video_shape),
+        bytes_moved=0,
+        frames=video_shape[2],
+        inputs=[(latents,) if decode else (video,)],
+        op=run,
+        eager=run,  # the same network with every op on the reference (torch) backend
+        compiled=compiled,
+    )
+
+
 def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
     """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes."""
     if size == "cosmos":
         seq, dim, video, grid, heads = 56320, 4096, (1, 3, 121, 704, 1280), (16, 44, 80), 32
+        tokenizer, clip = "cv8x8x8", video
     elif device == "cpu":
         seq, dim, video, grid, heads = 1024, 512, (1, 3, 9, 64, 96), (2, 8, 16), 2
+        tokenizer, clip = "tiny-cv8x8x8", (1, 3, 9, 32, 32)
     else:
         seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
+        tokenizer, clip = "cv8x8x8", (1, 3, 17, 256, 256)
     return [
         adaln_case(1, seq, dim, dtype, device),
         gated_case(1, seq, dim, dtype, device),
@@ -228,6 +285,8 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
         haar3d_case(video, dtype, device, inverse=True),
         attention_case(grid, heads, 128, dtype, device, backward=False),
         attention_case(grid, heads, 128, dtype, device, backward=True),
+        tokenizer_case(tokenizer, clip, dtype, device, decode=False),
+        tokenizer_case(tokenizer, clip, dtype, device, decode=True),
     ]
 
 

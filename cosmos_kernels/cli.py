@@ -139,29 +139,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench_cases = benchmarking.cases(size, dtype, device)
     peak = benchmarking.copy_bandwidth(device)
     rows = []
+    failures: list[str] = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(bench_cases))
         for case in bench_cases:
             times: dict[str, float | None] = {}
+            peaks: dict[str, int] = {}
             for impl, fn in case.impls(backends, with_compile=not args.no_compile).items():
                 progress.update(task, description=f"{case.name}: {impl}")
+                if device.startswith("cuda"):
+                    torch.cuda.reset_peak_memory_stats()
                 try:
                     times[impl] = benchmarking.time_call(fn, case.inputs, reps=args.reps)
                 except BackendUnavailableError:  # e.g. no CUDA C++ kernel for this op: a "-" in the table
                     times[impl] = None
+                except Exception as error:  # a peer that breaks (a compiler bug) is reported, not fatal
+                    if impl in backends:
+                        raise
+                    times[impl] = None
+                    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                    failures.append(f"{case.name}, {impl}: {type(error).__name__}: {first_line}")
+                if device.startswith("cuda"):
+                    peaks[impl] = torch.cuda.max_memory_allocated()
             progress.advance(task)
-            rows.append((case, times))
+            rows.append((case, times, peaks))
 
     table = Table(title=f"{device}, {args.dtype}: ms per call (median); copy {peak / 1e9:.0f} GB/s")
     table.add_column("op")
     table.add_column("shape")
-    columns = list(dict.fromkeys(impl for _, times in rows for impl in times))
+    columns = list(dict.fromkeys(impl for _, times, _ in rows for impl in times))
     for impl in columns:
         table.add_column(impl, justify="right")
     table.add_column("ours", justify="right")
     table.add_column("speedup", justify="right")
     results = []
-    for case, times in rows:
+    for case, times, peaks in rows:
         ours = min((times[b] for b in backends if times[b] is not None), default=None)
         best_peer = min(v for k, v in times.items() if k not in backends and v is not None)
         table.add_row(
@@ -178,9 +190,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "seconds": times,
                 "bytes": case.bytes_moved,
                 "flops": case.flops,
+                "peak_bytes": peaks,  # CUDA only: the allocator's peak while timing each implementation
             }
         )
     console.print(table)
+    for failure in failures:
+        console.print(f"[yellow]peer failed, shown as '-': {failure}[/]", markup=True)
     if args.json:
         report = {"device": device, "dtype": args.dtype, "copy_bytes_per_s": peak, "results": results}
         report["info"] = collect_info()

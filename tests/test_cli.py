@@ -36,6 +36,8 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch):
         "haar3d_synthesis",
         "attention fwd",
         "attention fwd+bwd",
+        "tiny-cv8x8x8 encode",
+        "tiny-cv8x8x8 decode",
     ]
     for r in results:
         assert all(seconds > 0 for seconds in r["seconds"].values())
