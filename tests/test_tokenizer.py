@@ -637,3 +637,15 @@ def test_2d_blocks():
     weights = (q.transpose(1, 2) @ k / 8**0.5).softmax(-1)  # (b, hw, hw)
     out = (v @ weights.transpose(1, 2)).reshape(x.shape)
     torch.testing.assert_close(att(x), x + F.conv2d(out, *att.proj_out.parameters()), rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_compiles_and_matches_eager():
+    """torch.compile of the causal decoder: the upsampler's repeat-and-drop followed by a causal pad
+    once tripped inductor (a replicate F.pad); the pad is now a concatenation."""
+    torch.manual_seed(0)
+    model = build_tokenizer("tiny-cv8x8x8").eval()
+    latents = torch.randn(1, 16, 2, 4, 4)
+    with torch.no_grad():
+        expected = model.decode(latents)
+        compiled = torch.compile(model.decoder, dynamic=False)(model.post_quant_conv(latents))
+    torch.testing.assert_close(compiled, expected, rtol=1e-4, atol=1e-4)

@@ -62,7 +62,9 @@ class StreamSequential(nn.Sequential):
 
 def _pad_past(x: Tensor, frames: int) -> Tensor:
     """Prepend ``frames`` copies of frame 0: the causal stand-in for the frames before the video."""
-    return F.pad(x, (0, 0, 0, 0, frames, 0), mode="replicate")
+    # Not F.pad(mode="replicate"): after the upsampler's repeat-and-slice, inductor (torch 2.13) fails
+    # to compile that pad ("vr must not be None"); concatenating the expanded frame compiles.
+    return torch.cat([x[:, :, :1].expand(-1, -1, frames, -1, -1), x], dim=2)
 
 
 def _pair_mean(x: Tensor, dim: int) -> Tensor:
