@@ -172,6 +172,20 @@ def _norm_rope(
 
 
 @triton.jit
+def _load_norm_rope(
+    ptr, rows, row_ok, stride_s, w_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+    HALF: tl.constexpr, NORM: tl.constexpr, ROPE: tl.constexpr,
+):  # fmt: skip
+    """Rows of q or k as the dots see them: loaded by halves, normalized and rotated in fp32, then in
+    the input dtype (the operand type of tl.dot)."""
+    x1, x2 = _load_halves(ptr, rows, row_ok, stride_s, offs_h, HALF)
+    x1, x2 = _norm_rope(x1, x2, w_ptr, cos_ptr, sin_ptr, rows, row_ok, stride_cs, stride_ss, offs_h, eps,
+                        HALF, NORM, ROPE)  # fmt: skip
+    dtype = ptr.dtype.element_ty
+    return x1.to(dtype), x2.to(dtype)
+
+
+@triton.jit
 def _norm_rope_backward(
     g1, g2, x_ptr, w_ptr, cos_ptr, sin_ptr, ws_ptr, rows, row_ok, stride_xs, stride_cs, stride_ss,
     offs_h, eps, HALF: tl.constexpr, NORM: tl.constexpr, ROPE: tl.constexpr,
@@ -248,11 +262,10 @@ def _attn_fwd_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_ok = offs_d < 2 * HALF
 
-    q1, q2 = _load_halves(q_ptr, offs_m, m_ok, stride_qs, offs_h, HALF)
-    q1, q2 = _norm_rope(q1, q2, qw_ptr, cos_ptr, sin_ptr, offs_m, m_ok, stride_cs, stride_ss, offs_h, eps,
-                        HALF, Q_NORM, ROPE)  # fmt: skip
-    q1 = q1.to(dtype)
-    q2 = q2.to(dtype)
+    q1, q2 = _load_norm_rope(
+        q_ptr, offs_m, m_ok, stride_qs, qw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+        HALF, Q_NORM, ROPE,
+    )  # fmt: skip
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -260,11 +273,12 @@ def _attn_fwd_kernel(
     for start_n in range(0, n_keys, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         n_ok = offs_n < n_keys
-        k1, k2 = _load_halves(k_ptr, offs_n, n_ok, stride_ks, offs_h, HALF)
-        k1, k2 = _norm_rope(k1, k2, kw_ptr, cos_ptr, sin_ptr, offs_n, n_ok, stride_cs, stride_ss, offs_h,
-                            eps, HALF, K_NORM, ROPE)  # fmt: skip
-        s = tl.dot(q1, tl.trans(k1.to(dtype)), input_precision=PRECISION)
-        s = tl.dot(q2, tl.trans(k2.to(dtype)), s, input_precision=PRECISION)
+        k1, k2 = _load_norm_rope(
+            k_ptr, offs_n, n_ok, stride_ks, kw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+            HALF, K_NORM, ROPE,
+        )  # fmt: skip
+        s = tl.dot(q1, tl.trans(k1), input_precision=PRECISION)
+        s = tl.dot(q2, tl.trans(k2), s, input_precision=PRECISION)
         # Scaled before masking and taking the max: the scale may be of any sign, and 0 * -inf is NaN.
         s = tl.where(n_ok[None, :], s * qk_scale, float("-inf"))
         # Every block in the loop has a valid key, so m_new is finite and no row sees -inf - -inf.
@@ -363,11 +377,10 @@ def _attn_bwd_dkdv_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_ok = offs_d < 2 * HALF
 
-    k1, k2 = _load_halves(k_ptr, offs_n, n_ok, stride_ks, offs_h, HALF)
-    k1, k2 = _norm_rope(k1, k2, kw_ptr, cos_ptr, sin_ptr, offs_n, n_ok, stride_cs, stride_ss, offs_h, eps,
-                        HALF, K_NORM, ROPE)  # fmt: skip
-    k1 = k1.to(dtype)
-    k2 = k2.to(dtype)
+    k1, k2 = _load_norm_rope(
+        k_ptr, offs_n, n_ok, stride_ks, kw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+        HALF, K_NORM, ROPE,
+    )  # fmt: skip
     v = tl.load(
         v_ptr + (offs_n * stride_vs)[:, None] + offs_d[None, :], mask=n_ok[:, None] & d_ok[None, :], other=0.0
     )
@@ -380,11 +393,10 @@ def _attn_bwd_dkdv_kernel(
     for start_m in range(0, q_end, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         m_ok = offs_m < Sq
-        q1, q2 = _load_halves(q_ptr, offs_m, m_ok, stride_qs, offs_h, HALF)
-        q1, q2 = _norm_rope(q1, q2, qw_ptr, cos_ptr, sin_ptr, offs_m, m_ok, stride_cs, stride_ss, offs_h,
-                            eps, HALF, Q_NORM, ROPE)  # fmt: skip
-        q1 = q1.to(dtype)
-        q2 = q2.to(dtype)
+        q1, q2 = _load_norm_rope(
+            q_ptr, offs_m, m_ok, stride_qs, qw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+            HALF, Q_NORM, ROPE,
+        )  # fmt: skip
         do = tl.load(
             do_ptr + (offs_m * stride_gs)[:, None] + offs_d[None, :],
             mask=m_ok[:, None] & d_ok[None, :],
@@ -449,11 +461,10 @@ def _attn_bwd_dq_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_ok = offs_d < 2 * HALF
 
-    q1, q2 = _load_halves(q_ptr, offs_m, m_ok, stride_qs, offs_h, HALF)
-    q1, q2 = _norm_rope(q1, q2, qw_ptr, cos_ptr, sin_ptr, offs_m, m_ok, stride_cs, stride_ss, offs_h, eps,
-                        HALF, Q_NORM, ROPE)  # fmt: skip
-    q1 = q1.to(dtype)
-    q2 = q2.to(dtype)
+    q1, q2 = _load_norm_rope(
+        q_ptr, offs_m, m_ok, stride_qs, qw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+        HALF, Q_NORM, ROPE,
+    )  # fmt: skip
     do = tl.load(
         do_ptr + (offs_m * stride_gs)[:, None] + offs_d[None, :],
         mask=m_ok[:, None] & d_ok[None, :],
@@ -468,11 +479,10 @@ def _attn_bwd_dq_kernel(
     for start_n in range(0, n_keys, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         n_ok = offs_n < n_keys
-        k1, k2 = _load_halves(k_ptr, offs_n, n_ok, stride_ks, offs_h, HALF)
-        k1, k2 = _norm_rope(k1, k2, kw_ptr, cos_ptr, sin_ptr, offs_n, n_ok, stride_cs, stride_ss, offs_h,
-                            eps, HALF, K_NORM, ROPE)  # fmt: skip
-        k1 = k1.to(dtype)
-        k2 = k2.to(dtype)
+        k1, k2 = _load_norm_rope(
+            k_ptr, offs_n, n_ok, stride_ks, kw_ptr, cos_ptr, sin_ptr, stride_cs, stride_ss, offs_h, eps,
+            HALF, K_NORM, ROPE,
+        )  # fmt: skip
         v = tl.load(
             v_ptr + (offs_n * stride_vs)[:, None] + offs_d[None, :],
             mask=n_ok[:, None] & d_ok[None, :],
