@@ -27,6 +27,7 @@ from cosmos_kernels.ops._checks import (
     fast_dtype_reason,
     last_dim_contiguous,
 )
+from cosmos_kernels.reference.attention import attention_prologue
 
 # The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel yet: Triton's
 # flash attention has to be measured against cuDNN on a GPU first.
@@ -136,30 +137,85 @@ def _attention_backward(
             grad_lse=grad_lse.contiguous(),
         )
         return [g for g in grads if g is not None]
-    # The torch backend differentiates the reference itself: its backward is right by construction.
+    return _attention_backward_torch(
+        grad_out,
+        grad_lse,
+        q,
+        k,
+        v,
+        out,
+        lse,
+        q_norm_weight,
+        k_norm_weight,
+        rope_cos,
+        rope_sin,
+        k_lengths,
+        norm_eps,
+        softmax_scale,
+    )
+
+
+def _attention_backward_torch(
+    grad_out: Tensor,
+    grad_lse: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    rope_cos: Tensor | None,
+    rope_sin: Tensor | None,
+    k_lengths: Tensor | None,
+    norm_eps: float,
+    softmax_scale: float,
+) -> list[Tensor]:
+    """The flash-attention backward in plain PyTorch, from the given out and lse, not from a recompute.
+
+    The probabilities are rebuilt as exp(scores - lse) from the lse the caller passes, and the softmax
+    gradient uses delta = rowsum(dO * out) - grad_lse with the caller's out. For the out and lse of
+    this very call that is the exact gradient; given the out and lse of a larger attention (all key
+    blocks of a ring) it gives this key block's share of that attention's gradient, which is what ring
+    attention's backward needs. The norm/RoPE prologue is differentiated by a vjp of the reference.
+    """
     given = {
         name: w
         for name, w in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight))
         if w is not None
     }
 
-    def fn(q: Tensor, k: Tensor, v: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor]:
-        return reference.attention(
+    def prologue(q: Tensor, k: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor]:
+        return attention_prologue(
             q,
             k,
-            v,
             **dict(zip(given, weights, strict=True)),
             norm_eps=norm_eps,
             rope_cos=rope_cos,
             rope_sin=rope_sin,
-            softmax_scale=softmax_scale,
-            k_lengths=k_lengths,
-            return_lse=True,
         )
 
-    _, vjp = torch.func.vjp(fn, q, k, v, *given.values())
-    # Contiguous, as the fake impl promises (einsum's gradients come out in its own strides).
-    return [g.contiguous() for g in vjp((grad_out, grad_lse))]
+    (qf, kf), prologue_vjp = torch.func.vjp(prologue, q, k, *given.values())
+    ct = qf.dtype
+    scores = torch.einsum("bqhd,bkhd->bhqk", qf, kf) * softmax_scale
+    if k_lengths is not None:
+        keep = torch.arange(k.shape[1], device=k.device) < k_lengths.unsqueeze(1)  # (B, Sk)
+        scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    # Rows with no key have lse = -inf: subtracting 0 there keeps their probabilities exp(-inf) = 0.
+    lse = lse.to(ct)
+    probs = torch.exp(scores - torch.where(lse.isfinite(), lse, 0.0).unsqueeze(-1))
+    grad_out_f = grad_out.to(ct)
+    grad_v = torch.einsum("bhqk,bqhd->bkhd", probs, grad_out_f)
+    grad_probs = torch.einsum("bqhd,bkhd->bhqk", grad_out_f, v.to(ct))
+    # d out / d score_j = p_j (v_j - out) and d lse / d score_j = p_j: both folded into one delta per row.
+    delta = torch.einsum("bqhd,bqhd->bhq", grad_out_f, out.to(ct)) - grad_lse.to(ct)
+    grad_scores = probs * (grad_probs - delta.unsqueeze(-1)) * softmax_scale
+    grad_qf = torch.einsum("bhqk,bkhd->bqhd", grad_scores, kf)
+    grad_kf = torch.einsum("bhqk,bqhd->bkhd", grad_scores, qf)
+    grads = [*prologue_vjp((grad_qf, grad_kf))]
+    grads.insert(2, grad_v.to(v.dtype))
+    # Contiguous, as the fake impl promises (einsum's results come out in its own strides).
+    return [g.contiguous() for g in grads]
 
 
 @_attention_backward.register_fake

@@ -44,6 +44,32 @@ def qk_norm_rope(
     return q_out.to(q.dtype), k_out.to(k.dtype)
 
 
+def attention_prologue(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    q_norm_weight: torch.Tensor | None = None,
+    k_norm_weight: torch.Tensor | None = None,
+    norm_eps: float = 1e-6,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The optional RMSNorm, then the optional RoPE, of q and k as :func:`attention` applies them.
+
+    Returns (q', k') in the compute dtype (float32, float64 for float64 input), not rounded back:
+    the attention that follows reads them at that precision.
+    """
+    ct = _compute_dtype(q)
+    qf, kf = q.to(ct), k.to(ct)
+    if q_norm_weight is not None:
+        qf = rms_norm_per_head(qf, q_norm_weight, norm_eps)
+    if k_norm_weight is not None:
+        kf = rms_norm_per_head(kf, k_norm_weight, norm_eps)
+    if rope_cos is not None:
+        qf, kf = apply_rope(qf, rope_cos, rope_sin), apply_rope(kf, rope_cos, rope_sin)
+    return qf, kf
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -64,14 +90,16 @@ def attention(
     scaled scores (B, H, Sq) in float32 (float64 for float64 input). A row whose keys are all masked
     gives zeros and an lse of -inf.
     """
-    ct = _compute_dtype(q)
-    qf, kf, vf = q.to(ct), k.to(ct), v.to(ct)
-    if q_norm_weight is not None:
-        qf = rms_norm_per_head(qf, q_norm_weight, norm_eps)
-    if k_norm_weight is not None:
-        kf = rms_norm_per_head(kf, k_norm_weight, norm_eps)
-    if rope_cos is not None:
-        qf, kf = apply_rope(qf, rope_cos, rope_sin), apply_rope(kf, rope_cos, rope_sin)
+    qf, kf = attention_prologue(
+        q,
+        k,
+        q_norm_weight=q_norm_weight,
+        k_norm_weight=k_norm_weight,
+        norm_eps=norm_eps,
+        rope_cos=rope_cos,
+        rope_sin=rope_sin,
+    )
+    vf = v.to(qf.dtype)
     scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
     scores = torch.einsum("bqhd,bkhd->bhqk", qf, kf) * scale
     if k_lengths is not None:
