@@ -24,6 +24,7 @@ from cosmos_kernels.data import (
     collate,
     detect_balls,
     nearest_bucket,
+    physics_batch,
     physics_clip,
     resize_and_pad,
     simulate,
@@ -45,6 +46,14 @@ def test_clip_is_deterministic_under_seed_and_in_range():
     assert not torch.equal(video, other)
     assert video.min() >= -1 and video.max() <= 1
     assert scene.positions.shape == scene.velocities.shape == (17, len(scene.colors), 2)
+
+
+def test_batch_stacks_seeded_clips():
+    videos, captions = physics_batch(3, 9, 32, 48, seed=5)
+    assert videos.shape == (3, 3, 9, 32, 48) and len(captions) == 3
+    video, text, _ = physics_clip(9, 32, 48, seed=[5, 1])
+    assert torch.equal(videos[1], video) and captions[1] == text
+    assert torch.equal(physics_batch(3, 9, 32, 48, seed=5)[0], videos)
 
 
 def test_clip_is_fast():

@@ -51,9 +51,12 @@ _COUNT_WORDS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 @dataclass(frozen=True)
 class PhysicsConfig:
-    """How scenes are drawn. Lengths are fractions of the frame (so one config works at any size):
-    ``gravity`` in frame heights per frame², ``radius`` in units of min(height, width), ``speed``
-    (horizontal) in frame widths per frame, ``vertical_speed`` in frame heights per frame."""
+    """How scenes are drawn: a ball count in [min_balls, max_balls], and for each ball a color from
+    ``colors``, a radius, a horizontal speed (either direction) and a vertical speed (negative is up),
+    each uniform in its range. Lengths are fractions of the frame, so one config works at any size:
+    ``gravity`` in frame heights per frame², ``radius`` in units of min(height, width), ``speed`` in
+    frame widths per frame, ``vertical_speed`` in frame heights per frame. ``textured_fraction`` of
+    the scenes get a lightly textured background; ``substeps`` simulation steps per frame."""
 
     min_balls: int = 1
     max_balls: int = 3
@@ -212,6 +215,23 @@ def physics_clip(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     scene = simulate(num_frames, height, width, rng, config)
     return render(scene), caption(scene), scene
+
+
+def physics_batch(
+    batch: int,
+    num_frames: int,
+    height: int,
+    width: int,
+    seed: int = 0,
+    config: PhysicsConfig | None = None,
+) -> tuple[Tensor, list[str]]:
+    """``batch`` clips stacked into a (batch, 3, num_frames, height, width) float32 video in [-1, 1],
+    and their captions; clip i is ``physics_clip(..., seed=[seed, i])``. A drop-in for
+    ``moving_shapes`` where a training loop wants one tensor."""
+    if batch < 1:
+        raise ValueError(f"physics_batch: batch must be positive, got {batch}")
+    clips = [physics_clip(num_frames, height, width, [seed, i], config) for i in range(batch)]
+    return torch.stack([video for video, _, _ in clips]), [text for _, text, _ in clips]
 
 
 def detect_balls(
@@ -432,6 +452,7 @@ __all__ = [
     "PhysicsVideoDataset",
     "caption",
     "detect_balls",
+    "physics_batch",
     "physics_clip",
     "render",
     "simulate",
