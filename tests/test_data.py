@@ -361,8 +361,9 @@ def test_folder_dataset_counts_frames_without_container_metadata_and_survives_a_
     pytest.importorskip("av")
     frames = (torch.arange(12) * 16 + 40).to(torch.uint8)[:, None, None, None].expand(12, 32, 32, 3)
     video_io.write_video(tmp_path / "clip.mkv", frames.contiguous(), fps=8, crf=0)  # mkv has no count
-    dataset = VideoFolderDataset(tmp_path, num_frames=9, resolution=16)
-    assert dataset.files[0].length == 12
+    with pytest.warns(UserWarning, match="1 of 1 files .* no caption"):
+        dataset = VideoFolderDataset(tmp_path, num_frames=9, resolution=16)
+    assert dataset.files[0].length == 12 and dataset.files[0].caption == ""
     window = dataset[0]["video"]
     # A container that claims more frames than it has: the window drawn for 500 frames starts past
     # the real end, so the loader falls back to decoding all frames and choosing among them.

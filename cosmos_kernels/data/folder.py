@@ -97,7 +97,7 @@ class VideoFolderDataset(Dataset):
 
     Files are opened once here and their first frame decoded, to learn their size: a file that cannot
     be read is skipped with a warning naming it. A folder with no readable video or image raises a
-    ValueError.
+    ValueError; files without a caption get an empty one, with one warning that counts them.
     """
 
     def __init__(
@@ -135,6 +135,13 @@ class VideoFolderDataset(Dataset):
             raise ValueError(
                 f"VideoFolderDataset: no readable video or image under {str(self.root)!r} "
                 f"(looked for {', '.join(extensions)})"
+            )
+        uncaptioned = sum(not file.caption for file in self.files)
+        if uncaptioned:
+            warnings.warn(
+                f"VideoFolderDataset: {uncaptioned} of {len(self.files)} files under {str(self.root)!r} have "
+                "no caption (no sidecar .txt, no entry in captions.jsonl/csv) and get an empty one",
+                stacklevel=2,
             )
 
     def __len__(self) -> int:
@@ -189,7 +196,7 @@ def _read_frames(path: Path, wanted: Tensor) -> tuple[Tensor | None, Fraction]:
             if i in keep:
                 kept[i] = frame.to_ndarray(format="rgb24")
             if i == last:
-                return torch.from_numpy(np.stack([kept[i] for i in wanted.tolist()])), Fraction(rate)
+                return torch.from_numpy(np.stack([kept[j] for j in wanted.tolist()])), Fraction(rate)
     return None, Fraction(rate)
 
 
