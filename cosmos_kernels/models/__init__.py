@@ -1,6 +1,8 @@
-"""Whole models built from ``cosmos_kernels.nn``: the Cosmos continuous tokenizers, their configs and
-checkpoint loading, and the latent normalization between tokenizer and diffusion model."""
+"""Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
+tokenizers, their configs and checkpoint loading, and the latent normalization between them."""
 
+from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
+from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
 from cosmos_kernels.models.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.tokenizer import (
     TOKENIZER_CONFIGS,
@@ -20,17 +22,24 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 )
 
 __all__ = [
+    "DIT_CONFIGS",
     "TOKENIZER_CONFIGS",
     "ContinuousTokenizer",
     "Decoder",
     "DecoderFactorized",
+    "DiTConfig",
     "Encoder",
     "EncoderFactorized",
+    "GeneralDIT",
+    "LoadedDiTState",
     "LoadedTokenizerState",
     "TokenizerConfig",
+    "build_dit",
     "build_tokenizer",
     "denormalize_latents",
+    "dit_config",
     "inert_parameter_names",
+    "load_cosmos_state_dict",
     "load_cosmos_tokenizer_state_dict",
     "load_latent_stats",
     "normalize_latents",

@@ -1,6 +1,16 @@
 """nn.Modules built on ``cosmos_kernels.ops``: the layers that ``cosmos_kernels.models`` assembles."""
 
 from cosmos_kernels.nn.attention import Attention
+from cosmos_kernels.nn.dit_layers import (
+    DITBuildingBlock,
+    FeedForward,
+    FinalLayer,
+    GeneralDITTransformerBlock,
+    LearnablePosEmbAxis,
+    PatchEmbed,
+    TimestepEmbedding,
+    Timesteps,
+)
 from cosmos_kernels.nn.tokenizer_layers2d import (
     AttnBlock,
     Downsample,
@@ -34,10 +44,18 @@ __all__ = [
     "CausalNormalize",
     "CausalResnetBlockFactorized3d",
     "CausalTemporalAttnBlock",
+    "DITBuildingBlock",
     "Downsample",
+    "FeedForward",
+    "FinalLayer",
+    "GeneralDITTransformerBlock",
+    "LearnablePosEmbAxis",
+    "PatchEmbed",
     "Patcher",
     "Patcher3d",
     "ResnetBlock",
+    "TimestepEmbedding",
+    "Timesteps",
     "UnPatcher",
     "UnPatcher3d",
     "Upsample",

@@ -1,5 +1,7 @@
 """Multi-head self- and cross-attention of a Cosmos DiT block, on ``ops.attention``."""
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -56,11 +58,14 @@ class Attention(nn.Module):
         rope_cos: torch.Tensor | None = None,
         rope_sin: torch.Tensor | None = None,
         k_lengths: torch.Tensor | None = None,
+        attention_fn: Callable[..., torch.Tensor] = ops.attention,
     ) -> torch.Tensor:
         """x (B, S, query_dim), context (B, M, context_dim) -> (B, S, query_dim).
 
         ``rope_cos``/``rope_sin`` are (S, dim_head / 2) tables, used in self-attention only;
         ``k_lengths`` (B,) masks context tokens at positions >= length (Cosmos attends to all).
+        ``attention_fn`` takes ``ops.attention``'s arguments (q, k, v and the norm/RoPE keywords):
+        context parallelism passes ring attention here, so this layer stays unaware of process groups.
         """
         source = x if context is None else context
         q = self.to_q[0](x).unflatten(-1, (self.heads, self.dim_head))
@@ -68,7 +73,9 @@ class Attention(nn.Module):
         v = self.to_v[0](source).unflatten(-1, (self.heads, self.dim_head))
         if not self.is_self_attention:
             rope_cos = rope_sin = None
-        out = ops.attention(
+        # k_lengths only when given: attention_fn may be one without key masking (ring attention).
+        masking = {} if k_lengths is None else {"k_lengths": k_lengths}
+        out = attention_fn(
             q,
             k,
             v,
@@ -77,6 +84,6 @@ class Attention(nn.Module):
             norm_eps=self.eps,
             rope_cos=rope_cos,
             rope_sin=rope_sin,
-            k_lengths=k_lengths,
+            **masking,
         )
         return self.to_out(out.flatten(-2))

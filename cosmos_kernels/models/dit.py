@@ -1,0 +1,422 @@
+"""The Cosmos-1.0 diffusion transformer: ``GeneralDIT`` (Text2World) and ``VideoExtendGeneralDIT``
+(Video2World), exactly as cosmos-predict1 builds them (facts and source files in COSMOS.md).
+
+Read top to bottom: the latent video (B, 16, T, H, W) gets its mask channels, is cut into 1x2x2
+patches and projected to tokens (B, S, D), S = T * H/2 * W/2 in (t, h, w) order; the noise level
+becomes a sinusoid that drives every block's AdaLN-LoRA modulation; each block adds the learnable
+absolute position embedding, then runs self-attention (QK-RMSNorm, 3D RoPE), cross-attention to the
+text embeddings and an MLP; the final layer maps tokens back to patches. ``build_dit`` makes the
+named configs; parameter names equal Cosmos's, so ``load_cosmos_state_dict`` needs no renaming.
+"""
+
+import functools
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from cosmos_kernels import ops
+from cosmos_kernels.nn.dit_layers import (
+    SUB_BLOCK_TYPES,
+    FinalLayer,
+    GeneralDITTransformerBlock,
+    LearnablePosEmbAxis,
+    PatchEmbed,
+    TimestepEmbedding,
+    Timesteps,
+)
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """GeneralDIT's constructor arguments under Cosmos's names (cosmos_predict1/diffusion/config/base/net.py).
+
+    ``in_channels`` counts the latent channels plus, for Video2World, the condition-mask channel; the
+    padding-mask channel is added on top when ``concat_padding_mask``. ``max_img_h``/``max_img_w``
+    are in latent pixels and, with ``max_frames``, size the position tables. ``video_extend`` selects
+    Video2World's ``VideoExtendGeneralDIT``, which takes a condition-mask channel.
+    """
+
+    max_img_h: int = 240
+    max_img_w: int = 240
+    max_frames: int = 128
+    in_channels: int = 16
+    out_channels: int = 16
+    patch_spatial: int = 2
+    patch_temporal: int = 1
+    concat_padding_mask: bool = True
+    block_config: str = "FA-CA-MLP"
+    model_channels: int = 4096
+    num_blocks: int = 28
+    num_heads: int = 32
+    mlp_ratio: float = 4.0
+    crossattn_emb_channels: int = 1024
+    use_cross_attn_mask: bool = False
+    pos_emb_cls: str = "rope3d"
+    affline_emb_norm: bool = True
+    use_adaln_lora: bool = True
+    adaln_lora_dim: int = 256
+    rope_h_extrapolation_ratio: float = 1.0
+    rope_w_extrapolation_ratio: float = 1.0
+    rope_t_extrapolation_ratio: float = 2.0
+    extra_per_block_abs_pos_emb: bool = True
+    extra_per_block_abs_pos_emb_type: str = "learnable"
+    base_fps: float = 24.0
+    video_extend: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_img_h", "max_img_w", "max_frames", "in_channels", "out_channels",
+                     "patch_spatial", "patch_temporal", "model_channels", "num_blocks", "num_heads",
+                     "crossattn_emb_channels", "adaln_lora_dim"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DiT config: {name} must be a positive int, got {value!r}")
+        if self.model_channels % self.num_heads:
+            raise ValueError(
+                f"DiT config: model_channels ({self.model_channels}) must be divisible by "
+                f"num_heads ({self.num_heads})"
+            )
+        if self.model_channels // self.num_heads < 12:
+            raise ValueError(
+                f"DiT config: head dim model_channels // num_heads must be >= 12 for 3D RoPE, got "
+                f"{self.model_channels // self.num_heads}"
+            )
+        kinds = self.block_config.split("-")
+        unknown = [k for k in kinds if k.lower() not in SUB_BLOCK_TYPES]
+        if unknown:
+            raise ValueError(
+                f"DiT config: block_config {self.block_config!r} has unknown sub-block(s) {unknown}; "
+                f"known: {', '.join(SUB_BLOCK_TYPES)}"
+            )
+        if self.pos_emb_cls != "rope3d":
+            raise ValueError(
+                f"DiT config: pos_emb_cls must be 'rope3d' (Cosmos-1.0), got {self.pos_emb_cls!r}"
+            )
+        if self.extra_per_block_abs_pos_emb and self.extra_per_block_abs_pos_emb_type != "learnable":
+            raise ValueError(
+                "DiT config: extra_per_block_abs_pos_emb_type must be 'learnable' (Cosmos-1.0), got "
+                f"{self.extra_per_block_abs_pos_emb_type!r}"
+            )
+        if self.video_extend and self.in_channels < 2:
+            raise ValueError(
+                "DiT config: video_extend needs in_channels = latent channels + 1 (condition mask)"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_channels // self.num_heads
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the latent video x the network takes (without its mask channels)."""
+        return self.in_channels - 1 if self.video_extend else self.in_channels
+
+
+_COSMOS_7B = DiTConfig()
+_COSMOS_14B = replace(
+    _COSMOS_7B,
+    model_channels=5120,
+    num_blocks=36,
+    num_heads=40,
+    rope_h_extrapolation_ratio=2.0,
+    rope_w_extrapolation_ratio=2.0,
+)
+# Runs a forward on CPU in milliseconds; text width stays 1024 so any T5-shaped embedding fits.
+_TINY = replace(
+    _COSMOS_7B,
+    max_img_h=32,
+    max_img_w=32,
+    max_frames=16,
+    model_channels=64,
+    num_blocks=2,
+    num_heads=2,
+    adaln_lora_dim=16,
+    rope_t_extrapolation_ratio=1.0,
+)
+
+
+def _video2world(config: DiTConfig) -> DiTConfig:
+    return replace(config, in_channels=config.in_channels + 1, video_extend=True)
+
+
+DIT_CONFIGS: dict[str, DiTConfig] = {
+    "tiny": _TINY,
+    "tiny-video2world": _video2world(_TINY),
+    "cosmos-7b": _COSMOS_7B,
+    "cosmos-14b": _COSMOS_14B,
+    "cosmos-7b-video2world": _video2world(_COSMOS_7B),
+    "cosmos-14b-video2world": _video2world(_COSMOS_14B),
+}
+
+
+def _check_input(name: str, t: Tensor | None, ndim: int, expected: str) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"GeneralDIT: {name} must be a tensor {expected}, got {type(t).__name__}")
+    if t.ndim != ndim:
+        raise ValueError(f"GeneralDIT: {name} must be {expected}, got shape {tuple(t.shape)}")
+
+
+class GeneralDIT(nn.Module):
+    """Cosmos-1.0's diffusion network (what Cosmos calls ``net``); see the module docstring.
+
+    ``cp_group``: when set (by ``cosmos_kernels.distributed.context_parallel``), the token sequence
+    is split across the process group, self-attention runs as ring attention and the output is
+    gathered, so every rank returns the whole result.
+    """
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        lora = c.adaln_lora_dim if c.use_adaln_lora else None
+        self.cp_group: Any = None
+        self.x_embedder = PatchEmbed(
+            c.patch_spatial, c.patch_temporal, c.in_channels + int(c.concat_padding_mask), c.model_channels
+        )
+        if c.extra_per_block_abs_pos_emb:
+            self.extra_pos_embedder = LearnablePosEmbAxis(
+                c.model_channels,
+                len_t=c.max_frames // c.patch_temporal,
+                len_h=c.max_img_h // c.patch_spatial,
+                len_w=c.max_img_w // c.patch_spatial,
+            )
+        self.t_embedder = nn.Sequential(
+            Timesteps(c.model_channels),
+            TimestepEmbedding(c.model_channels, c.model_channels, use_adaln_lora=c.use_adaln_lora),
+        )
+        self.blocks = nn.ModuleDict(
+            {
+                f"block{i}": GeneralDITTransformerBlock(
+                    c.model_channels, c.crossattn_emb_channels, c.num_heads, c.block_config, c.mlp_ratio, lora
+                )
+                for i in range(c.num_blocks)
+            }
+        )
+        self.final_layer = FinalLayer(
+            c.model_channels, c.patch_spatial, c.patch_temporal, c.out_channels, lora
+        )
+        self.affline_norm = nn.RMSNorm(c.model_channels, eps=1e-6) if c.affline_emb_norm else nn.Identity()
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Cosmos's training init: Xavier-uniform Linears, N(0, 0.02) timestep MLP, and zero for the
+        last Linear of every block's modulation, so that each block starts as the identity."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for linear in (self.t_embedder[1].linear_1, self.t_embedder[1].linear_2):
+            nn.init.normal_(linear.weight, std=0.02)
+        for block in self.blocks.values():
+            for sub in block.blocks:
+                nn.init.zeros_(sub.adaLN_modulation[-1].weight)
+
+    def _check_inputs(
+        self,
+        x: Tensor,
+        timesteps: Tensor,
+        crossattn_emb: Tensor,
+        padding_mask: Tensor | None,
+        crossattn_mask: Tensor | None,
+        condition_video_input_mask: Tensor | None,
+    ) -> None:
+        c = self.config
+        _check_input("x", x, 5, "(B, C, T, H, W)")
+        batch, channels, frames, height, width = x.shape
+        if channels != c.latent_channels:
+            raise ValueError(f"GeneralDIT: x must have {c.latent_channels} channels, got {channels}")
+        for name, size, patch in (
+            ("T", frames, c.patch_temporal),
+            ("H", height, c.patch_spatial),
+            ("W", width, c.patch_spatial),
+        ):
+            if size % patch:
+                raise ValueError(
+                    f"GeneralDIT: x's {name} = {size} must be divisible by the patch size {patch} "
+                    f"(x has shape {tuple(x.shape)})"
+                )
+        for name, size, limit in (
+            ("T", frames, c.max_frames),
+            ("H", height, c.max_img_h),
+            ("W", width, c.max_img_w),
+        ):
+            if size > limit:
+                raise ValueError(
+                    f"GeneralDIT: x's {name} = {size} exceeds this model's position tables ({limit}; "
+                    "max_frames / max_img_h / max_img_w in the config)"
+                )
+        _check_input("timesteps", timesteps, 1, "(B,)")
+        if timesteps.numel() != batch:
+            raise ValueError(f"GeneralDIT: timesteps must be (B,) = ({batch},), got {tuple(timesteps.shape)}")
+        _check_input("crossattn_emb", crossattn_emb, 3, "(B, L, crossattn_emb_channels)")
+        if crossattn_emb.shape[0] != batch or crossattn_emb.shape[2] != c.crossattn_emb_channels:
+            raise ValueError(
+                f"GeneralDIT: crossattn_emb must be (B={batch}, L, {c.crossattn_emb_channels}) text "
+                f"embeddings, got {tuple(crossattn_emb.shape)}"
+            )
+        _check_input("padding_mask", padding_mask, 4, "(B, 1, H_pixels, W_pixels)")
+        if padding_mask is not None and (padding_mask.shape[0] != batch or padding_mask.shape[1] != 1):
+            raise ValueError(
+                f"GeneralDIT: padding_mask must be (B={batch}, 1, H, W), got {tuple(padding_mask.shape)}"
+            )
+        _check_input("crossattn_mask", crossattn_mask, 2, "(B, L)")
+        if crossattn_mask is not None and crossattn_mask.shape != crossattn_emb.shape[:2]:
+            raise ValueError(
+                f"GeneralDIT: crossattn_mask must be (B, L) = {tuple(crossattn_emb.shape[:2])}, "
+                f"got {tuple(crossattn_mask.shape)}"
+            )
+        _check_input("condition_video_input_mask", condition_video_input_mask, 5, "(B, 1, T, H, W)")
+        if condition_video_input_mask is not None:
+            if not c.video_extend:
+                raise ValueError(
+                    "GeneralDIT: condition_video_input_mask is for Video2World models "
+                    "(e.g. build_dit('cosmos-7b-video2world'))"
+                )
+            if condition_video_input_mask.shape != (batch, 1, frames, height, width):
+                raise ValueError(
+                    f"GeneralDIT: condition_video_input_mask must be {(batch, 1, frames, height, width)}, "
+                    f"got {tuple(condition_video_input_mask.shape)}"
+                )
+
+    @staticmethod
+    def _fps_value(fps: float | Tensor | None, frames: int) -> float | None:
+        # The RoPE tables are shared by the batch, so its fps must be too (Cosmos asserts the same).
+        if fps is None or frames == 1:
+            return None
+        if isinstance(fps, Tensor):
+            if fps.numel() == 0 or fps.min() != fps.max():
+                raise ValueError(
+                    f"GeneralDIT: fps must be the same for every video of a batch, got {fps.tolist()}"
+                )
+            return float(fps.flatten()[0])
+        return float(fps)
+
+    def _embed(
+        self, x: Tensor, padding_mask: Tensor | None, condition_video_input_mask: Tensor | None
+    ) -> tuple[Tensor, tuple[int, int, int]]:
+        """x (B, C, T, H, W) with its mask channels appended -> tokens (B, S, D) and the token grid."""
+        batch, _, frames, height, width = x.shape
+        channels = [x]
+        if self.config.video_extend:
+            if condition_video_input_mask is None:
+                condition_video_input_mask = x.new_zeros(batch, 1, frames, height, width)
+            channels.append(condition_video_input_mask.to(x.dtype))
+        if self.config.concat_padding_mask:
+            # Cosmos's pipelines pass zeros (no padding) when there is no mask.
+            if padding_mask is None:
+                mask = x.new_zeros(batch, 1, height, width)
+            else:
+                mask = F.interpolate(padding_mask.to(x.dtype), size=(height, width), mode="nearest")
+            channels.append(mask.unsqueeze(2).expand(-1, -1, frames, -1, -1))
+        tokens = self.x_embedder(torch.cat(channels, dim=1))
+        grid = tuple(tokens.shape[1:4])
+        return tokens.flatten(1, 3), grid
+
+    def forward(
+        self,
+        x: Tensor,
+        timesteps: Tensor,
+        crossattn_emb: Tensor,
+        *,
+        fps: float | Tensor | None = None,
+        padding_mask: Tensor | None = None,
+        crossattn_mask: Tensor | None = None,
+        condition_video_input_mask: Tensor | None = None,
+    ) -> Tensor:
+        """The network output F (B, out_channels, T, H, W).
+
+        Args:
+            x: (B, C, T, H, W) noisy latents already multiplied by c_in(sigma).
+            timesteps: (B,) c_noise(sigma) = ln(sigma) / 4.
+            crossattn_emb: (B, L, crossattn_emb_channels) text embeddings (T5-XXL: L = 512, 1024).
+            fps: frames per second of the video (scales RoPE's temporal positions by base_fps / fps);
+                None for images. A tensor must hold one value for the whole batch.
+            padding_mask: (B, 1, H_pixels, W_pixels), 1 on padded pixels; resized (nearest) to the
+                latent grid. None means no padding.
+            crossattn_mask: (B, L), 1 on real text tokens; used only if ``use_cross_attn_mask``
+                (Cosmos-1.0 attends to all tokens).
+            condition_video_input_mask: (B, 1, T, H, W), 1 on given latent frames (Video2World).
+        """
+        c = self.config
+        self._check_inputs(
+            x, timesteps, crossattn_emb, padding_mask, crossattn_mask, condition_video_input_mask
+        )
+        dtype = self.x_embedder.proj[1].weight.dtype
+        frames = x.shape[2]
+        tokens, (t, h, w) = self._embed(x.to(dtype), padding_mask, condition_video_input_mask)
+        rope_cos, rope_sin = ops.rope3d_cos_sin(
+            t,
+            h,
+            w,
+            c.head_dim,
+            t_extrapolation=c.rope_t_extrapolation_ratio,
+            h_extrapolation=c.rope_h_extrapolation_ratio,
+            w_extrapolation=c.rope_w_extrapolation_ratio,
+            fps=self._fps_value(fps, frames),
+            base_fps=c.base_fps,
+            device=x.device,
+        )
+        pos_emb = self.extra_pos_embedder(t, h, w)[None] if c.extra_per_block_abs_pos_emb else None
+        emb, adaln_lora = self.t_embedder(timesteps.flatten().to(dtype))
+        emb = self.affline_norm(emb)
+        context = crossattn_emb.to(dtype)
+        k_lengths = None
+        if c.use_cross_attn_mask and crossattn_mask is not None:
+            k_lengths = crossattn_mask.bool().sum(dim=-1).to(torch.int32)
+
+        attention_fn = ops.attention
+        if self.cp_group is not None:
+            from cosmos_kernels import distributed
+
+            tokens = distributed.shard_sequence(tokens, self.cp_group, dim=1)
+            rope_cos = distributed.shard_sequence(rope_cos, self.cp_group, dim=0)
+            rope_sin = distributed.shard_sequence(rope_sin, self.cp_group, dim=0)
+            if pos_emb is not None:
+                pos_emb = distributed.shard_sequence(pos_emb, self.cp_group, dim=1)
+            attention_fn = functools.partial(distributed.ring_attention, group=self.cp_group)
+
+        for block in self.blocks.values():
+            tokens = block(
+                tokens, emb, adaln_lora, context, rope_cos, rope_sin, pos_emb, k_lengths, attention_fn
+            )
+        out = self.final_layer(tokens, emb, adaln_lora)
+        if self.cp_group is not None:
+            out = distributed.gather_sequence(out, self.cp_group, dim=1)
+        return self.unpatchify(out, (t, h, w))
+
+    def unpatchify(self, tokens: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """Final-layer tokens (B, S, p*p*pt*C) on a (t, h, w) grid -> (B, C, t*pt, h*p, w*p).
+
+        Output features are ordered (p1, p2, t, C), unlike the patch embedding's (C, t, p1, p2)."""
+        t, h, w = grid
+        p, pt = self.config.patch_spatial, self.config.patch_temporal
+        return rearrange(
+            tokens, "B (T H W) (p1 p2 t C) -> B C (T t) (H p1) (W p2)", T=t, H=h, W=w, p1=p, p2=p, t=pt
+        )
+
+
+def dit_config(name: str, /, **overrides: Any) -> DiTConfig:
+    """The named config with some arguments replaced (Cosmos's GeneralDIT argument names)."""
+    if name not in DIT_CONFIGS:
+        raise ValueError(f"unknown DiT config {name!r}; known: {', '.join(DIT_CONFIGS)}")
+    valid = [f.name for f in fields(DiTConfig)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown DiT config argument(s) {unknown}; valid: {', '.join(valid)}")
+    return replace(DIT_CONFIGS[name], **overrides)
+
+
+def build_dit(name: str, /, **overrides: Any) -> GeneralDIT:
+    """A freshly initialized network: ``build_dit("tiny")``, ``build_dit("cosmos-7b", num_blocks=4)``.
+
+    Builds on the default device, so ``with torch.device("meta"): build_dit("cosmos-14b")`` gives the
+    full model without memory; then ``model.to_empty(device=...)`` and load weights.
+    """
+    return GeneralDIT(dit_config(name, **overrides))
