@@ -228,7 +228,7 @@ def test_video2world_training_condition_and_loss():
     denoiser = EDMDenoiser(net)
     x0, emb = toy_inputs(frames=4)
     condition = video2world_training_condition(
-        x0, max_condition_frames=2, min_condition_frames=1, generator=7
+        x0, max_condition_frames=2, min_condition_frames=1, condition_dropout=0, generator=7
     )
     n = condition.num_condition_frames
     assert 1 <= n <= 2
@@ -254,6 +254,17 @@ def test_video2world_training_condition_and_loss():
     with pytest.raises(ValueError, match="max_condition_frames"):
         video2world_training_condition(x0, max_condition_frames=4)
     assert torch.isfinite(loss)
+
+    # a dropped condition (unconditional batch): zeros and a zero mask in, still no loss on the frames
+    dropped = video2world_training_condition(x0, min_condition_frames=2, condition_dropout=1, generator=7)
+    assert dropped.dropped
+    net.calls.clear()
+    _, dropped_parts = edm_training_loss(denoiser, x0, emb, sigma=sigma, noise=noise, video_condition=dropped)
+    call = net.calls[0]
+    assert not call["mask"].any() and not call["x"][:, :, :2].any()
+    assert dropped_parts.edm_loss < plain.edm_loss
+    rate = sum(video2world_training_condition(x0, generator=g).dropped for g in range(400)) / 400
+    assert abs(rate - 0.2) < 0.1  # 5 standard errors of a 400-draw frequency
 
 
 # --- samplers ---------------------------------------------------------------------------------------
@@ -513,3 +524,23 @@ def test_bad_inputs():
         edm_training_loss(denoiser, x, emb, noise=torch.ones(1))
     with pytest.raises(ValueError, match="batch_size"):
         sample_training_sigma(0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_under_a_seed():
+    """A seed draws the same noise on every device; sampling, guidance, Video2World and the loss run on
+    CUDA with a bfloat16 net and stay near the float32 CPU run (bf16 net rounding ~1e-2)."""
+    assert torch.equal(initial_noise((3, 4), 7, device="cuda").cpu(), initial_noise((3, 4), 7))
+    net = ToyNet()
+    _, emb = toy_inputs()
+    given = torch.randn(2, 4, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    runs = {}
+    for device, dtype in (("cpu", torch.float32), ("cuda", torch.bfloat16)):
+        denoiser = EDMDenoiser(net.to(device, dtype))
+        condition = video2world_condition(given.to(device), num_frames=3, generator=3)
+        runs[device] = sample_video2world(denoiser, condition, emb.to(device), num_steps=10, generator=4)
+        loss, _ = edm_training_loss(denoiser, given.to(device), emb.to(device), generator=5)
+        assert torch.isfinite(loss)
+    assert runs["cuda"].device.type == "cuda" and runs["cuda"].dtype == torch.float32
+    torch.testing.assert_close(runs["cuda"].cpu(), runs["cpu"], rtol=0.05, atol=0.05)

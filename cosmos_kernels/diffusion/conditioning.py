@@ -36,7 +36,9 @@ class VideoCondition:
     """The first ``num_condition_frames`` latent frames of ``latent`` (B, C, T, H, W) as a fixed condition.
 
     ``augment_sigma`` (B,) and ``noise`` (B, C, T, H, W) make the noise-augmented input; with
-    ``skip_below_augment`` (sampling) a sample whose sigma is <= its augment_sigma is left alone.
+    ``skip_below_augment`` (sampling) a sample whose sigma is <= its augment_sigma is left alone. A
+    ``dropped`` condition (training's unconditional batches, for classifier-free guidance) shows the
+    network zeros and a zero mask on those frames, which still stay out of the loss.
     """
 
     latent: Tensor
@@ -44,13 +46,15 @@ class VideoCondition:
     augment_sigma: Tensor
     noise: Tensor
     skip_below_augment: bool = True
+    dropped: bool = False
     sigma_data: float = SIGMA_DATA
 
     def input_mask(self) -> Tensor:
         """``condition_video_input_mask`` for the network: (B, 1, T, H, W), 1 on the condition frames."""
         b, _, t, h, w = self.latent.shape
         mask = torch.zeros(b, 1, t, h, w, dtype=self.latent.dtype, device=self.latent.device)
-        mask[:, :, : self.num_condition_frames] = 1
+        if not self.dropped:
+            mask[:, :, : self.num_condition_frames] = 1
         return mask
 
     def _active(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -70,6 +74,8 @@ class VideoCondition:
         aug = self.augment_sigma.to(sigma)
         # c_in(aug) / c_in(sigma) = sqrt(sigma^2 + sd^2) / sqrt(aug^2 + sd^2)
         scale = ((sigma**2 + self.sigma_data**2) / (aug**2 + self.sigma_data**2)).sqrt()
+        if self.dropped:
+            return torch.where(active, torch.zeros_like(x), x)
         augmented = (self.latent + per_sample(aug, x) * self.noise).to(scale) * per_sample(scale, x)
         return torch.where(active, augmented.to(x.dtype), x)
 
@@ -159,13 +165,16 @@ def video2world_training_condition(
     augment_p_mean: float = -3.0,
     augment_p_std: float = 2.0,
     augment_multiplier: float = 1.0,
+    condition_dropout: float = 0.2,
     generator: torch.Generator | int | None = None,
     sigma_data: float = SIGMA_DATA,
 ) -> VideoCondition:
     """A training condition on the clean latents ``x0`` (B, C, T, H, W): the first n frames, n uniform in
     [min_condition_frames, max_condition_frames] for the batch, each sample augmented at
-    sigma_aug = augment_multiplier * exp(N(augment_p_mean, augment_p_std^2)). Defaults are Cosmos's
-    Video2World experiment config. Pass it to ``edm_training_loss(..., video_condition=...)``.
+    sigma_aug = augment_multiplier * exp(N(augment_p_mean, augment_p_std^2)), and the whole batch's
+    condition dropped with probability ``condition_dropout`` (Cosmos's video_cond_bool dropout with
+    cfg_unconditional_type "zero_condition_region_condition_mask"). Defaults are Cosmos's Video2World
+    training config. Pass it to ``edm_training_loss(..., video_condition=...)``.
     """
     x0 = _check_latent(x0, "x0")
     _check_count(min_condition_frames, "min_condition_frames", 0)
@@ -174,10 +183,13 @@ def video2world_training_condition(
         raise ValueError(
             f"max_condition_frames ({max_condition_frames}) must be below the latent frames ({x0.shape[2]})"
         )
+    if not 0 <= condition_dropout <= 1:
+        raise ValueError(f"condition_dropout must be a probability, got {condition_dropout!r}")
     generator = as_generator(generator)
     device = None if generator is None else generator.device
     high = max_condition_frames + 1
     n = int(torch.randint(min_condition_frames, high, (1,), generator=generator, device=device))
+    dropped = bool(torch.rand((), generator=generator, device=device) < condition_dropout)
     log_sigma = initial_noise((x0.shape[0],), generator, device=x0.device) * augment_p_std + augment_p_mean
     return VideoCondition(
         latent=x0,
@@ -185,6 +197,7 @@ def video2world_training_condition(
         augment_sigma=log_sigma.exp() * augment_multiplier,
         noise=initial_noise(x0.shape, generator, device=x0.device),
         skip_below_augment=False,
+        dropped=dropped,
         sigma_data=sigma_data,
     )
 
