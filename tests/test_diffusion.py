@@ -464,6 +464,25 @@ def test_condition_frame_counts():
         num_condition_latent_frames(5)
 
 
+def test_with_the_tiny_cosmos_dit():
+    """The real network shape: Cosmos's VideoExtendGeneralDIT (tiny config) trains and samples."""
+    from cosmos_kernels.models.dit import build_dit
+
+    torch.manual_seed(0)
+    denoiser = EDMDenoiser(build_dit("tiny-video2world"))
+    x0 = torch.randn(1, 16, 3, 8, 8)
+    emb = torch.randn(1, 7, 1024)
+    condition = video2world_training_condition(x0, condition_dropout=0, generator=1)
+    loss, _ = edm_training_loss(
+        denoiser, x0, emb, uncertainty=UncertaintyNet(), video_condition=condition, generator=0, fps=24.0
+    )
+    loss.backward()
+    assert torch.isfinite(loss) and denoiser.net.x_embedder.proj[1].weight.grad is not None
+    given = video2world_condition(x0[:, :, :1], num_frames=3, generator=1)
+    out = sample_video2world(denoiser, given, emb, num_steps=3, generator=0, fps=24.0)
+    assert out.shape == x0.shape and torch.isfinite(out).all()
+
+
 # --- bad input --------------------------------------------------------------------------------------
 
 
