@@ -8,9 +8,9 @@ the current step it equals exactly that (cosmos_predict1/diffusion/model/model_v
 ``_augment_noise_with_latent``), and the x0 estimate on those frames is replaced by gt, so the frames stay
 fixed. While sampling, augment_sigma = 0.001 and eps is drawn once for the whole run; once sigma falls
 to augment_sigma or below, the frames are denoised like the rest. Training draws the number of frames
-(0 to 2 in Cosmos's Video2World experiment) and a log-normal augment_sigma (ln ~ N(-3, 2)) per batch, and
-leaves the condition frames out of the loss by the same replacement
-(cosmos_predict1/diffusion/training/models/extend_model.py).
+per batch (0 to 2 in Cosmos's Video2World experiment), a log-normal augment_sigma (ln ~ N(-3, 2)) per
+sample, drops the condition of one batch in five for classifier-free guidance, and leaves the condition
+frames out of the loss by the same replacement (cosmos_predict1/diffusion/training/models/extend_model.py).
 
 One departure: model_v2w.py at the snapshot in COSMOS.md writes the replaced network output as
 ``gt / c_out - c_skip x``, which does not give x0 = gt; later copies of the file write
@@ -71,11 +71,11 @@ class VideoCondition:
     def impose(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """The state ``x`` at ``sigma`` with its condition frames set to c_in(aug) / c_in(sigma) * x_aug."""
         active, sigma = self._active(x, sigma)
+        if self.dropped:
+            return torch.where(active, torch.zeros_like(x), x)
         aug = self.augment_sigma.to(sigma)
         # c_in(aug) / c_in(sigma) = sqrt(sigma^2 + sd^2) / sqrt(aug^2 + sd^2)
         scale = ((sigma**2 + self.sigma_data**2) / (aug**2 + self.sigma_data**2)).sqrt()
-        if self.dropped:
-            return torch.where(active, torch.zeros_like(x), x)
         augmented = (self.latent + per_sample(aug, x) * self.noise).to(scale) * per_sample(scale, x)
         return torch.where(active, augmented.to(x.dtype), x)
 
