@@ -1,0 +1,241 @@
+"""Ring attention: exact self-attention over a sequence split into contiguous shards across ranks.
+
+Each of the P ranks holds q, k, v for its shard (B, S_rank, H, D). In P steps the K/V blocks travel
+around the ring (rank r sends to r+1 and receives from r-1 with ``batch_isend_irecv``), each transfer
+overlapped with the attention of the block at hand; the partial outputs merge exactly through their
+log-sum-exps. The backward pass sends the K/V blocks around once more and, with them, the dK/dV each
+block has accumulated so far, which arrive back at their owner after the last step. Each block's
+gradients come from the global out and lse (the flash-attention identity), so no per-block outputs
+are kept: memory per rank is that of one attention over the local queries plus two K/V blocks.
+"""
+
+import torch
+import torch.distributed as dist
+
+from cosmos_kernels import ops
+from cosmos_kernels._backend import resolve_backend
+from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_group, local_error
+from cosmos_kernels.ops._checks import check_eps, check_same_dtype_and_device, check_tensor
+from cosmos_kernels.ops.attention import (
+    PREFERENCE,
+    _attention_backward,
+    _check_norm_weight,
+    _check_rope,
+    _fast_input_reason,
+)
+from cosmos_kernels.reference.attention import attention_prologue
+
+Tensor = torch.Tensor
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# Distinct tags keep a K/V block and a dK/dV block in flight between the same two ranks apart (gloo
+# matches messages by tag; NCCL by issue order, which is the same on every rank here).
+_KV_TAG, _GRAD_TAG = 1, 2
+
+
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+class _Ring:
+    """One rank's place in the ring: its neighbours and the shard lengths of every rank."""
+
+    def __init__(self, group: ProcessGroup, sizes: list[int]) -> None:
+        self.group, self.sizes = group, sizes
+        self.world, self.rank = len(sizes), dist.get_rank(group)
+        self.next = dist.get_global_rank(group, (self.rank + 1) % self.world)
+        self.prev = dist.get_global_rank(group, (self.rank - 1) % self.world)
+
+    def owner(self, step: int) -> int:
+        """The rank whose K/V block this rank holds at ``step`` (its own at step 0)."""
+        return (self.rank - step) % self.world
+
+    def pass_on(self, send: Tensor, recv: Tensor, tag: int) -> list[dist.Work]:
+        """Start sending ``send`` to the next rank and receiving ``recv`` from the previous one."""
+        return dist.batch_isend_irecv(
+            [
+                dist.P2POp(dist.isend, send, self.next, self.group, tag),
+                dist.P2POp(dist.irecv, recv, self.prev, self.group, tag),
+            ]
+        )
+
+
+def _wait(works: list[dist.Work]) -> None:
+    for work in works:
+        work.wait()
+
+
+def _block_buffer(like: Tensor, ring: _Ring, step: int, dtype: torch.dtype) -> Tensor:
+    """An empty (2, B, S_owner, H, D) buffer for the K/V (or dK/dV) block held at ``step``."""
+    batch, _, heads, dim = like.shape[-4:]
+    return like.new_empty((2, batch, ring.sizes[ring.owner(step)], heads, dim), dtype=dtype)
+
+
+class _RingAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, ring: _Ring, scale: float, backend: str) -> Tensor:
+        ct = _compute_dtype(q)
+        kv = torch.stack([k, v])  # one message per step
+        out = lse = None
+        for step in range(ring.world):
+            last = step == ring.world - 1
+            if not last:
+                incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
+                works = ring.pass_on(kv, incoming, _KV_TAG)
+            block_out, block_lse = ops.attention(
+                q, kv[0], kv[1], softmax_scale=scale, return_lse=True, backend=backend
+            )
+            block_out = block_out.to(ct).transpose(1, 2)  # (B, H, S, D), to line up with the lse
+            if out is None:
+                out, lse = block_out, block_lse
+            else:
+                # Every block has at least one key, so each lse is finite and no 0 * inf arises.
+                merged = torch.logaddexp(lse, block_lse)
+                out = out * (lse - merged).exp().unsqueeze(-1) + block_out * (
+                    block_lse - merged
+                ).exp().unsqueeze(-1)
+                lse = merged
+            if not last:
+                _wait(works)
+                kv = incoming
+        out = out.transpose(1, 2).to(q.dtype).contiguous()
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.ring, ctx.scale, ctx.backend = ring, scale, backend
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, v, out, lse = ctx.saved_tensors
+        ring: _Ring = ctx.ring
+        ct = _compute_dtype(q)
+        grad_out = grad_out.contiguous()
+        grad_lse = torch.zeros_like(lse)  # the ring's lse is not an output
+        kv = torch.stack([k, v])
+        grad_q = torch.zeros(q.shape, dtype=ct, device=q.device)
+        pending = None  # (works, send buffer, receive buffer) of the dK/dV in flight
+        for step in range(ring.world):
+            last = step == ring.world - 1
+            if not last:
+                incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
+                works = ring.pass_on(kv, incoming, _KV_TAG)
+            # The block's share of the gradient, from the global out and lse.
+            block_dq, block_dk, block_dv = _attention_backward(
+                grad_out, grad_lse, q, kv[0], kv[1], out, lse,
+                None, None, None, None, None, 1e-6, ctx.scale, ctx.backend,
+            )  # fmt: skip
+            grad_q += block_dq
+            grad_kv = torch.stack([block_dk, block_dv]).to(ct)
+            if pending is not None:
+                # What the ranks before this one accumulated for the block, sent during this step's math.
+                _wait(pending[0])
+                grad_kv += pending[2]
+            received = _block_buffer(grad_kv, ring, step + 1, ct)
+            pending = (ring.pass_on(grad_kv, received, _GRAD_TAG), grad_kv, received)
+            if not last:
+                _wait(works)
+                kv = incoming
+        # After the last step the block that comes back is this rank's own, with every rank's share.
+        _wait(pending[0])
+        grad_k, grad_v = pending[2]
+        return grad_q.to(q.dtype), grad_k.to(k.dtype), grad_v.to(v.dtype), None, None, None
+
+
+def ring_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    group: ProcessGroup | None,
+    *,
+    q_norm_weight: Tensor | None = None,
+    k_norm_weight: Tensor | None = None,
+    norm_eps: float = 1e-6,
+    rope_cos: Tensor | None = None,
+    rope_sin: Tensor | None = None,
+    softmax_scale: float | None = None,
+    backend: str = "auto",
+) -> Tensor:
+    """Self-attention over the whole sequence, with q, k, v split into contiguous shards over ``group``.
+
+    Computes what ``ops.attention`` computes on the concatenation of every rank's shard (in rank order)
+    and returns this rank's rows of it; gradients flow to q, k, v and the norm weights exactly as there.
+
+    Args:
+        q, k, v: (B, S_rank, H, D), this rank's shard; S_rank >= 1 may differ between ranks, B, H, D
+            and the dtype may not.
+        group: the context-parallel process group (None: the default group). Every rank of it must call.
+        q_norm_weight, k_norm_weight: (D,) per-head RMSNorm weights, or None; the same on every rank.
+        norm_eps: added to the mean square in the RMSNorm.
+        rope_cos, rope_sin: (S_rank, D/2) this rank's rows of the RoPE tables (``shard_sequence(table,
+            group, dim=0)`` of the whole sequence's tables), or None.
+        softmax_scale: multiplies the scores; default 1 / sqrt(D).
+        backend: the ``ops.attention`` backend for each block ("auto", "triton" or "torch").
+    Returns:
+        (B, S_rank, H, D) in q's dtype. Partial results are merged in float32 (float64 for float64).
+
+    Every rank checks its input, then the ranks compare shapes in one all_gather before any block
+    moves: bad input on any rank raises a ValueError on every rank instead of leaving the others waiting.
+    """
+    op = "ring_attention"
+    group = check_group(op, group)
+    norm_weights = {"q_norm_weight": q_norm_weight, "k_norm_weight": k_norm_weight}
+    given = {name: w for name, w in norm_weights.items() if w is not None}
+
+    def check() -> None:
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            check_tensor(op, name, t, (4,))
+        for name, t in (("k", k), ("v", v)):
+            if t.shape != q.shape:
+                raise ValueError(
+                    f"{op}: {name} must have the shape of q {tuple(q.shape)} (self-attention on this rank's "
+                    f"shard), got {tuple(t.shape)}"
+                )
+        for name, w in given.items():
+            _check_norm_weight(op, name, w, q.shape[-1])
+        check_same_dtype_and_device(op, q=q, k=k, v=v, **given)
+        check_eps(op, norm_eps)
+        if (rope_cos is None) != (rope_sin is None):
+            raise ValueError(f"{op}: rope_cos and rope_sin must be given together (or neither)")
+        if rope_cos is not None:
+            try:
+                _check_rope(op, ("rope_cos", "rope_sin"), rope_cos, rope_sin, q, q.shape[1])
+            except ValueError as err:
+                raise ValueError(
+                    f"{err} (each rank passes the RoPE rows of its own shard of the sequence)"
+                ) from None
+        if softmax_scale is not None and (
+            isinstance(softmax_scale, bool)
+            or not isinstance(softmax_scale, int | float)
+            or not softmax_scale > 0
+        ):
+            raise ValueError(f"{op}: softmax_scale must be a positive number or None, got {softmax_scale!r}")
+
+    error = local_error(check)
+    flags = [q_norm_weight is not None, k_norm_weight is not None, rope_cos is not None]
+    mine = [0] * 8 if error else [*q.shape, _DTYPES.index(q.dtype), *flags]
+    table = agree(op, group, error, mine)
+    batch, _, heads, dim = q.shape
+    if any((row[0], row[2], row[3], *row[4:]) != (batch, heads, dim, *mine[4:]) for row in table):
+        shapes = {rank: tuple(row[:4]) for rank, row in enumerate(table)}
+        raise ValueError(
+            f"{op}: every rank's q, k, v must be (B, S_rank, H, D) with the same B, H, D, dtype and the same "
+            f"norm weights / RoPE given (S_rank may differ), got shapes {shapes} and dtypes "
+            f"{ {rank: str(_DTYPES[row[4]]) for rank, row in enumerate(table)} }"
+        )
+    scale = dim**-0.5 if softmax_scale is None else float(softmax_scale)
+    if len(table) == 1:
+        return ops.attention(
+            q, k, v, **given, norm_eps=norm_eps, rope_cos=rope_cos, rope_sin=rope_sin, softmax_scale=scale,
+            backend=backend,
+        )  # fmt: skip
+    # The norms and RoPE act per token, so each rank applies them to its own shard before the ring.
+    if q_norm_weight is not None and k_norm_weight is not None and rope_cos is not None:
+        q, k = ops.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, rope_cos, rope_sin, eps=norm_eps)
+    elif given or rope_cos is not None:
+        # Partial prologues have no op of their own: the reference's, differentiated by autograd,
+        # rounded once at the end as ops.qk_norm_rope does.
+        qf, kf = attention_prologue(q, k, **given, norm_eps=norm_eps, rope_cos=rope_cos, rope_sin=rope_sin)
+        q, k = qf.to(q.dtype), kf.to(k.dtype)
+    chosen = resolve_backend(
+        backend, q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, None)
+    )
+    ring = _Ring(group, [row[1] for row in table])
+    return _RingAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), ring, scale, chosen)

@@ -1,0 +1,164 @@
+"""Context parallelism's data movement: split a token sequence across ranks, gather it back.
+
+Each rank of a context-parallel group holds one contiguous shard of the sequence, in rank order.
+Shards may differ in length (``torch.tensor_split`` over the world size, or sizes the caller gives).
+"""
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_group, local_error
+
+Tensor = torch.Tensor
+# gather_sequence exchanges the shapes of tensors of up to this many dims in one fixed-size message.
+_MAX_DIMS = 8
+
+
+def shard_sizes(length: int, group: ProcessGroup | None) -> list[int]:
+    """The shard lengths ``torch.tensor_split`` gives for ``length`` tokens over the group's ranks.
+
+    The first ``length % world`` ranks get one token more than the others.
+    """
+    group = check_group("shard_sizes", group)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError(f"shard_sizes: length must be an int >= 0, got {length!r}")
+    world = dist.get_world_size(group)
+    return [length // world + (rank < length % world) for rank in range(world)]
+
+
+def _normalize_dim(op: str, x: Tensor, dim: object) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+        raise ValueError(
+            f"{op}: dim must be an int in [{-x.dim()}, {x.dim()}) for x of shape {tuple(x.shape)}"
+        )
+    return dim % x.dim()
+
+
+def shard_sequence(
+    x: Tensor, group: ProcessGroup | None, dim: int = 1, *, sizes: Sequence[int] | None = None
+) -> Tensor:
+    """This rank's contiguous shard of ``x`` along ``dim``; a view of x, differentiable.
+
+    Args:
+        x: the whole sequence, the same on every rank, e.g. tokens (B, S, C) or RoPE tables (S, D/2)
+            with ``dim=0``.
+        group: the context-parallel process group (None: the default group).
+        dim: the sequence dim.
+        sizes: the shard length of each rank, summing to ``x.shape[dim]``; default
+            :func:`shard_sizes` (``torch.tensor_split`` semantics).
+    Returns:
+        ``x.narrow(dim, offset, sizes[rank])``. No communication: every rank computes its offset.
+        Its gradient reaches only this rank's rows of x.
+    """
+    op = "shard_sequence"
+    group = check_group(op, group)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: x must be a torch.Tensor, got {type(x).__name__}")
+    dim = _normalize_dim(op, x, dim)
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    if sizes is None:
+        sizes = shard_sizes(x.shape[dim], group)
+    elif (
+        not isinstance(sizes, Sequence)
+        or len(sizes) != world
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes)
+        or sum(sizes) != x.shape[dim]
+    ):
+        raise ValueError(
+            f"{op}: sizes must be {world} ints >= 0 (one per rank) summing to x.shape[{dim}] = "
+            f"{x.shape[dim]}, got {sizes!r}"
+        )
+    return x.narrow(dim, sum(sizes[:rank]), sizes[rank])
+
+
+class _GatherSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, group: ProcessGroup, dim: int, sizes: list[int]) -> Tensor:
+        ctx.dim, ctx.offset, ctx.size = dim, sum(sizes[: dist.get_rank(group)]), x.shape[dim]
+        # all_gather takes equal shapes: pad every shard to the longest, then cut the padding off.
+        longest = max(sizes)
+        padded = x.new_zeros((*x.shape[:dim], longest, *x.shape[dim + 1 :]))
+        padded.narrow(dim, 0, x.shape[dim]).copy_(x)
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded, group=group)
+        return torch.cat([part.narrow(dim, 0, size) for part, size in zip(parts, sizes, strict=True)], dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        # Every rank holds the same gathered output and computes the same gradient of it: this rank's
+        # share of the gradient is its own rows, with no reduction (summing would count it world times).
+        return grad.narrow(ctx.dim, ctx.offset, ctx.size).contiguous(), None, None, None
+
+
+def gather_sequence(x: Tensor, group: ProcessGroup | None, dim: int = 1) -> Tensor:
+    """The whole sequence from every rank's shard along ``dim``, in rank order; differentiable.
+
+    Args:
+        x: this rank's shard. Shards may differ in length along ``dim``; every other dim and the dtype
+            must agree across ranks (checked on every rank before any data moves: a mismatch raises a
+            ValueError on all of them).
+        group: the context-parallel process group (None: the default group).
+        dim: the sequence dim.
+    Returns:
+        The concatenation of all shards along ``dim``, the same on every rank. The backward pass gives
+        x the rows of the output gradient that belong to this rank's shard.
+    """
+    op = "gather_sequence"
+    group = check_group(op, group)
+
+    def check() -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}: x must be a torch.Tensor, got {type(x).__name__}")
+        if not 1 <= x.dim() <= _MAX_DIMS:
+            raise ValueError(f"{op}: x must have 1 to {_MAX_DIMS} dims, got shape {tuple(x.shape)}")
+        _normalize_dim(op, x, dim)
+
+    error = local_error(check)
+    shape = [] if error else list(x.shape)
+    dtype_code = 0 if error else _DTYPES.index(x.dtype) if x.dtype in _DTYPES else len(_DTYPES)
+    mine = [len(shape), dtype_code, *shape, *[0] * (_MAX_DIMS - len(shape))]
+    table = agree(op, group, error, mine)
+    seq_dim = dim % x.dim()
+    others = [(row[0], row[1], row[2 : 2 + row[0]]) for row in table]
+    key = [(ndim, code, s[:seq_dim] + s[seq_dim + 1 :]) for ndim, code, s in others]
+    if any(k != key[0] for k in key):
+        shapes = {rank: tuple(s) for rank, (_, _, s) in enumerate(others)}
+        dtypes = {rank: _dtype_name(code) for rank, (_, code, _) in enumerate(others)}
+        raise ValueError(
+            f"{op}: every rank's x must have the same dims and dtype except along dim {seq_dim}, got shapes "
+            f"{shapes} and dtypes {dtypes}"
+        )
+    return _GatherSequence.apply(x, group, seq_dim, [s[seq_dim] for _, _, s in others])
+
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64, torch.bool)
+
+
+def _dtype_name(code: int) -> str:
+    return str(_DTYPES[code]) if code < len(_DTYPES) else "another dtype"
+
+
+def context_parallel(model: nn.Module, cp_group: ProcessGroup | None) -> nn.Module:
+    """Make ``model`` split its token sequence over ``cp_group`` (None: run unsplit); returns model.
+
+    The model must support it by having a ``cp_group`` attribute (the DiT of ``models.dit`` does):
+    with a group set, it shards its tokens with :func:`shard_sequence`, runs self-attention through
+    :func:`ring_attention` and gathers the result with :func:`gather_sequence`. Every rank of the group
+    must run the model on the same input. Parameter gradients are then each rank's share: sum them over
+    the group (``shard_model`` on a 2-D mesh does) to get the gradient of the unsplit model.
+    """
+    op = "context_parallel"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{op}: model must be a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(model, "cp_group"):
+        raise TypeError(
+            f"{op}: model must support context parallelism (have a cp_group attribute, as models.dit.DiT "
+            f"does), got a {type(model).__name__}"
+        )
+    if cp_group is not None:
+        cp_group = check_group(op, cp_group)
+    model.cp_group = cp_group
+    return model

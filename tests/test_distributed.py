@@ -1,0 +1,246 @@
+"""Ring attention, sequence sharding, FSDP2 and distributed checkpoints on CPU gloo ranks, in float64.
+
+Every multi-process test spawns its ranks once and runs several checks in them (spawning is the slow
+part); each is bounded in time by tests/_dist_utils.py. Exactness is against one process running the
+whole sequence / the unsharded model.
+"""
+
+import pytest
+import torch
+import torch.distributed as dist
+from _dist_utils import run_distributed
+from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+
+from cosmos_kernels import distributed, ops
+
+ATOL = 1e-12
+
+
+def attention_inputs(seq, heads=2, dim=8, batch=2, seed=0):
+    """Whole-sequence q, k, v (B, S, H, D), norm weights and RoPE tables, the same on every rank."""
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(batch, seq, heads, dim, generator=gen, dtype=torch.float64) for _ in range(3))
+    weights = [1 + 0.3 * torch.randn(dim, generator=gen, dtype=torch.float64) for _ in range(2)]
+    angles = torch.arange(seq, dtype=torch.float64)[:, None] * torch.rand(dim // 2, generator=gen)
+    grad_out = torch.randn(batch, seq, heads, dim, generator=gen, dtype=torch.float64)
+    return q, k, v, weights, (angles.cos(), angles.sin()), grad_out
+
+
+def leaves(*tensors):
+    return [t.detach().clone().requires_grad_() for t in tensors]
+
+
+def assert_exact(ours, theirs, what):
+    assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)
+    err = (ours - theirs).abs().max().item()
+    assert err < ATOL, f"{what}: max abs error {err:.3g}"
+
+
+def check_ring_matches_whole(group, sizes, variant):
+    """ring_attention on this rank's shard == the rows of ops.attention on the whole sequence."""
+    q, k, v, weights, (cos, sin), grad_out = attention_inputs(sum(sizes))
+    kwargs = {
+        "qk_rope": {
+            "q_norm_weight": weights[0],
+            "k_norm_weight": weights[1],
+            "rope_cos": cos,
+            "rope_sin": sin,
+        },
+        "k_norm": {"k_norm_weight": weights[1]},
+        "plain": {"softmax_scale": 0.7},
+    }[variant]
+    whole = leaves(q, k, v)
+    names = [n for n in ("q_norm_weight", "k_norm_weight") if n in kwargs]
+    whole_w = dict(zip(names, leaves(*(kwargs[n] for n in names)), strict=True))
+    ref = ops.attention(*whole, **{**kwargs, **whole_w}, backend="torch")
+    ref.backward(grad_out)
+
+    def mine(t, dim=1):
+        return distributed.shard_sequence(t, group, dim, sizes=sizes)
+
+    local = leaves(mine(q), mine(k), mine(v))
+    local_w = dict(zip(names, leaves(*(kwargs[n] for n in names)), strict=True))
+    local_kwargs = {**kwargs, **local_w}
+    if "rope_cos" in kwargs:
+        local_kwargs["rope_cos"], local_kwargs["rope_sin"] = mine(cos, 0), mine(sin, 0)
+    out = distributed.ring_attention(*local, group, **local_kwargs, backend="torch")
+    assert_exact(out, mine(ref.detach()), f"{variant} forward")
+    out.backward(mine(grad_out))
+    for name, ours, theirs in zip("qkv", local, whole, strict=True):
+        assert_exact(ours.grad, mine(theirs.grad), f"{variant} grad {name}")
+    for name in names:
+        # Each rank's norm-weight gradient is its shard's share: the sum over ranks is the whole's.
+        share = local_w[name].grad.clone()
+        dist.all_reduce(share, group=group)
+        assert_exact(share, whole_w[name].grad, f"{variant} grad {name}")
+    return out
+
+
+def check_gather(group, sizes):
+    x = torch.randn(2, sum(sizes), 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    part = distributed.shard_sequence(x, group, sizes=sizes).detach().requires_grad_()
+    whole = distributed.gather_sequence(part, group)
+    assert_exact(whole, x, "gather_sequence")
+    weight = torch.arange(whole.numel(), dtype=torch.float64).view(whole.shape)
+    (whole * weight).sum().backward()
+    assert_exact(part.grad, distributed.shard_sequence(weight, group, sizes=sizes), "gather_sequence grad")
+
+
+def expect_error(call, words, error=ValueError):
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert all(word in message for word in words), message
+
+
+def check_bad_input_raises_everywhere(rank, group, sizes):
+    """A mismatch on one rank raises on every rank, and the group stays usable afterwards."""
+    q, k, v, _, (cos, sin), _ = attention_inputs(sum(sizes))
+
+    def mine(t, dim=1):
+        return distributed.shard_sequence(t, group, dim, sizes=sizes)
+
+    ql, kl, vl = mine(q), mine(k), mine(v)
+    # Rank 1 has a different head dim: each rank's input is fine alone, only the comparison finds it.
+    odd = (ql[..., :4], kl[..., :4], vl[..., :4]) if rank == 1 else (ql, kl, vl)
+    expect_error(lambda: distributed.ring_attention(*odd, group), ["same B, H, D", "(2, 11, 2, 4)"])
+    # Rank 0 passes the whole sequence's RoPE tables instead of its own rows.
+    tables = (cos, sin) if rank == 0 else (mine(cos, 0), mine(sin, 0))
+    words = ["rope_cos", "own shard"] if rank == 0 else ["rank(s) [0]"]
+    expect_error(
+        lambda: distributed.ring_attention(ql, kl, vl, group, rope_cos=tables[0], rope_sin=tables[1]), words
+    )
+    # Shards of different dtypes.
+    typed = [t.float() for t in (ql, kl, vl)] if rank == 2 else (ql, kl, vl)
+    expect_error(lambda: distributed.ring_attention(*typed, group), ["dtypes", "torch.float32"])
+    wide = torch.zeros(2, 3, 4) if rank == 0 else torch.zeros(2, 3, 5)
+    expect_error(lambda: distributed.gather_sequence(wide, group), ["same dims", "(2, 3, 4)"])
+    expect_error(lambda: distributed.shard_sequence(q, group, sizes=[1, 2, 3]), ["sizes", "summing"])
+    expect_error(lambda: distributed.shard_sequence(q, group, dim=4), ["dim"])
+    distributed.ring_attention(ql, kl, vl, group)  # still in step after all that
+
+
+def ring_workers(rank, world, sizes, bad_input):
+    group = dist.group.WORLD
+    assert distributed.shard_sizes(24, group) == [len(t) for t in torch.arange(24).tensor_split(world)]
+    for variant in ("qk_rope", "k_norm", "plain"):
+        check_ring_matches_whole(group, sizes, variant)
+    check_gather(group, sizes)
+    if bad_input:
+        check_bad_input_raises_everywhere(rank, group, sizes)
+
+
+def test_ring_attention_uneven_shards_world3():
+    run_distributed(ring_workers, 3, [5, 11, 8], True)
+
+
+def test_ring_attention_world4_with_single_token_shard():
+    run_distributed(ring_workers, 4, [1, 6, 3, 2], False)
+
+
+class BlockStack(nn.Module):
+    """A DiT-shaped stand-in: blocks in a ModuleDict named block0.., a head at the root."""
+
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        self.blocks = nn.ModuleDict(
+            {f"block{i}": nn.Sequential(nn.Linear(width, width), nn.GELU()) for i in range(depth)}
+        )
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x):
+        for block in self.blocks.values():
+            x = x + block(x)
+        return self.head(x)
+
+
+def make_stack(seed):
+    torch.manual_seed(seed)
+    return BlockStack().double()
+
+
+def batch_of(rank):
+    gen = torch.Generator().manual_seed(100 + rank)
+    return torch.randn(4, 8, generator=gen, dtype=torch.float64)
+
+
+def train_step(model, optimizer, x):
+    optimizer.zero_grad()
+    loss = model(x).square().mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def full_state(model, optimizer):
+    return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def check_fsdp_step_matches_unsharded(rank, world):
+    """One data-parallel FSDP2 step (float64, no casts) == one unsharded step on all ranks' batches."""
+    reference = make_stack(0)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    train_step(reference, ref_opt, torch.cat([batch_of(r) for r in range(world)]))
+
+    mesh = init_device_mesh("cpu", (world,))
+    model = distributed.shard_model(make_stack(0), mesh, param_dtype=None, reduce_dtype=None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_step(model, optimizer, batch_of(rank))
+    for name, param in model.named_parameters():
+        assert_exact(param.full_tensor(), dict(reference.named_parameters())[name].detach(), f"param {name}")
+
+    # The default bf16 compute / fp32 reduce policy runs, and its loss is bf16-close to float64's.
+    bf16 = distributed.shard_model(make_stack(0), mesh)
+    loss16 = bf16(batch_of(rank)).float().square().mean()
+    loss64 = make_stack(0)(batch_of(rank)).square().mean()
+    assert abs(loss16.item() - loss64.item()) < 2e-2 * loss64.item()
+    loss16.backward()
+
+
+def save_workers(rank, world, directory):
+    check_fsdp_step_matches_unsharded(rank, world)
+    mesh = init_device_mesh("cpu", (world,))
+    model = distributed.shard_model(make_stack(0), mesh, param_dtype=None, reduce_dtype=None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    train_step(model, optimizer, batch_of(rank))
+    distributed.save_sharded(model, optimizer, f"{directory}/ckpt")
+    expected = full_state(model, optimizer)
+    if rank == 0:
+        torch.save(expected, f"{directory}/full.pt")
+    check_ring_matches_whole(dist.group.WORLD, distributed.shard_sizes(7, None), "qk_rope")
+
+
+def load_workers(rank, world, directory):
+    mesh = init_device_mesh("cpu", (world,))
+    model = distributed.shard_model(make_stack(1), mesh, param_dtype=None, reduce_dtype=None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    distributed.load_sharded(model, optimizer, f"{directory}/ckpt")
+    model_state, optim_state = full_state(model, optimizer)
+    if rank == 0:  # the full state dicts (with cpu_offload) are assembled on rank 0 only
+        want_model, want_optim = torch.load(f"{directory}/full.pt", weights_only=False)
+        assert model_state.keys() == want_model.keys()
+        for name in want_model:
+            assert torch.equal(model_state[name], want_model[name]), name
+        assert optim_state["state"].keys() == want_optim["state"].keys()
+        for name, moments in want_optim["state"].items():
+            for key, value in moments.items():
+                got = torch.as_tensor(optim_state["state"][name][key])
+                assert torch.equal(got, torch.as_tensor(value)), (name, key)
+    # The loaded model keeps training.
+    train_step(model, optimizer, batch_of(rank))
+
+
+def test_fsdp_step_and_checkpoint_saved_at_world2_loads_at_world3(tmp_path):
+    run_distributed(save_workers, 2, str(tmp_path))
+    run_distributed(load_workers, 3, str(tmp_path))
+
+
+def test_bad_input_without_a_process_group():
+    q = torch.zeros(1, 4, 2, 8)
+    expect_error(lambda: distributed.ring_attention(q, q, q, None), ["group", "init_process_group"])
+    expect_error(lambda: distributed.gather_sequence(q, None), ["group", "init_process_group"])
+    expect_error(lambda: distributed.shard_sequence(q, None), ["group", "init_process_group"])
+    expect_error(lambda: distributed.context_parallel(nn.Linear(2, 2), None), ["cp_group"], TypeError)
+    expect_error(lambda: distributed.shard_model(BlockStack(), "cpu"), ["mesh", "DeviceMesh"], TypeError)
