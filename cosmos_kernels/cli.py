@@ -1,5 +1,6 @@
 """The ``cosmos-kernels`` command: ``info`` about this install, ``bench`` of the ops against PyTorch,
-``tokenize`` / ``detokenize`` of a video with a Cosmos continuous tokenizer."""
+``tokenize`` / ``detokenize`` of a video with a Cosmos continuous tokenizer, ``generate`` a video with
+a Cosmos world model (Text2World or Video2World)."""
 
 import argparse
 import importlib.metadata
@@ -19,7 +20,14 @@ from rich.table import Table
 
 from cosmos_kernels import BackendUnavailableError, __version__, benchmarking, cuda
 from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reason
-from cosmos_kernels.models import ContinuousTokenizer, build_tokenizer, load_cosmos_tokenizer_state_dict
+from cosmos_kernels.models import (
+    DIT_CONFIGS,
+    ContinuousTokenizer,
+    build_dit,
+    build_tokenizer,
+    load_cosmos_state_dict,
+    load_cosmos_tokenizer_state_dict,
+)
 from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
 from cosmos_kernels.models.tokenizer_training import psnr, ssim
 from cosmos_kernels.ops import adaln, haar
@@ -392,6 +400,101 @@ cmd_tokenize = _reporting_errors(_tokenize)
 cmd_detokenize = _reporting_errors(_detokenize)
 
 
+def _world_model(args: argparse.Namespace, console: Console) -> torch.nn.Module:
+    if args.model not in DIT_CONFIGS:
+        raise CliError(f"unknown world model {args.model!r}; known: {', '.join(DIT_CONFIGS)}")
+    device, dtype = _device_dtype(args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        net = build_dit(args.model)
+    if args.checkpoint is None:
+        console.print(
+            f"[yellow]No --checkpoint: {args.model} has random weights (seed {RANDOM_WEIGHTS_SEED}), so "
+            "the video is noise-like; it tests the pipeline, not the model.[/]"
+        )
+    else:
+        path = Path(args.checkpoint)
+        # A Cosmos diffusion checkpoint directory (e.g. Cosmos-1.0-Diffusion-7B-Text2World) holds model.pt.
+        load_cosmos_state_dict(
+            net, _checkpoint_state_dict(path / "model.pt" if path.is_dir() else path, "model")
+        )
+        console.print(f"{args.model}: weights from {args.checkpoint}")
+    return net.to(device, dtype).eval()
+
+
+def _generate(args: argparse.Namespace, console: Console) -> int:
+    from cosmos_kernels.pipelines import (
+        HashTextEncoder,
+        SamplingOptions,
+        T5TextEncoder,
+        Text2WorldPipeline,
+        Video2WorldPipeline,
+    )
+
+    net = _world_model(args, console)
+    video2world = net.config.video_extend
+    if video2world != (args.input_video is not None):
+        raise CliError(
+            "Video2World models (*-video2world) take --input-video, Text2World models do not; "
+            f"{args.model} is {'a Video2World' if video2world else 'a Text2World'} model"
+        )
+    tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
+    tokenizer = _tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
+    if args.t5 is None:
+        console.print("No --t5: prompts are embedded by the deterministic stand-in (HashTextEncoder).")
+        text_encoder = HashTextEncoder()
+    else:
+        text_encoder = T5TextEncoder(args.t5, device=_device_dtype(args)[0])
+    options = SamplingOptions(
+        num_steps=args.steps, guidance=args.guidance, sampler=args.sampler, fps=float(args.fps)
+    )
+    common = {
+        "negative_prompt": args.negative_prompt,
+        "options": options,
+        "seed": args.seed,
+        "progress": True,
+    }
+    if video2world:
+        from cosmos_kernels.video_io import read_video, to_model
+
+        frames, _ = read_video(args.input_video)
+        if frames.shape[0] < args.input_frames:
+            raise CliError(
+                f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
+            )
+        given = to_model(frames[: args.input_frames])
+        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer)
+        result = pipeline(args.prompt, given.to(pipeline.device), num_frames=args.frames, **common)
+    else:
+        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer)
+        result = pipeline(args.prompt, num_frames=args.frames, height=args.height, width=args.width, **common)
+    return _write_generated(result.video, args, console)
+
+
+def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Console) -> int:
+    from cosmos_kernels.video_io import from_model
+
+    frames = from_model(video[:1])
+    out = Path(args.out)
+    try:
+        from cosmos_kernels.video_io import write_video
+
+        if out.suffix == ".npy":
+            raise ImportError("asked for .npy")
+        write_video(out, frames, args.fps)
+    except ImportError:
+        # Without PyAV there is no video writer: the uint8 frames (T, H, W, 3) go to a .npy file.
+        import numpy as np
+
+        out = out.with_suffix(".npy")
+        np.save(out, frames.numpy())
+    console.print(f"{tuple(frames.shape[:3])} frames x H x W written to {out}")
+    return 0
+
+
+cmd_generate = _reporting_errors(_generate)
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser, half: str) -> None:
     parser.add_argument(
         "--checkpoint",
@@ -442,6 +545,44 @@ def build_parser() -> argparse.ArgumentParser:
     detokenize.add_argument("--reference", default=None, help="a video to report PSNR and SSIM against")
     _add_model_arguments(detokenize, "decoder")
     detokenize.set_defaults(func=cmd_detokenize)
+    generate = sub.add_parser("generate", help="generate a video from a prompt (and given frames)")
+    generate.add_argument("--prompt", required=True, help="what the video shows")
+    generate.add_argument(
+        "--negative-prompt", default=None, help="steer away from this (replaces the empty prompt)"
+    )
+    generate.add_argument("--model", default="tiny", help=f"one of {', '.join(DIT_CONFIGS)}")
+    generate.add_argument(
+        "--checkpoint", default=None, metavar="PATH", help="Cosmos model.pt or a .safetensors state dict"
+    )
+    generate.add_argument(
+        "--tokenizer", default=None, help="default: tiny-cv8x8x8 for tiny models, else cv8x8x8"
+    )
+    generate.add_argument(
+        "--tokenizer-checkpoint", default=None, metavar="PATH", help="tokenizer decoder weights"
+    )
+    generate.add_argument(
+        "--t5", default=None, metavar="DIR", help="local T5 encoder directory (transformers)"
+    )
+    generate.add_argument(
+        "--input-video", default=None, help="Video2World: the video whose first frames to continue"
+    )
+    generate.add_argument(
+        "--input-frames", type=int, choices=(1, 9), default=1, help="Video2World: frames given"
+    )
+    generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
+    generate.add_argument("--height", type=int, default=64, help="Text2World height in pixels (Cosmos: 704)")
+    generate.add_argument("--width", type=int, default=64, help="Text2World width in pixels (Cosmos: 1280)")
+    generate.add_argument("--fps", type=int, default=24)
+    generate.add_argument("--steps", type=int, default=35, help="sampling steps (Cosmos: 35)")
+    generate.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance (Cosmos: 7)")
+    generate.add_argument("--sampler", choices=("euler", "heun", "multistep"), default="euler")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--out", default="generated.mp4", help="video file to write (.npy without PyAV)")
+    generate.add_argument("--device", default=None, help="default: cuda when present, else cpu")
+    generate.add_argument(
+        "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"
+    )
+    generate.set_defaults(func=cmd_generate)
     return parser
 
 

@@ -1,0 +1,31 @@
+"""User-level generation: Text2World and Video2World pipelines and the text conditioning they take."""
+
+from cosmos_kernels.pipelines.text import (
+    MAX_TOKENS,
+    HashTextEncoder,
+    PromptUpsampler,
+    T5TextEncoder,
+    TextEncoder,
+    no_upsampling,
+)
+from cosmos_kernels.pipelines.world import (
+    SamplingOptions,
+    Text2WorldPipeline,
+    Video2WorldPipeline,
+    WorldPipeline,
+    WorldSample,
+)
+
+__all__ = [
+    "MAX_TOKENS",
+    "HashTextEncoder",
+    "PromptUpsampler",
+    "SamplingOptions",
+    "T5TextEncoder",
+    "Text2WorldPipeline",
+    "TextEncoder",
+    "Video2WorldPipeline",
+    "WorldPipeline",
+    "WorldSample",
+    "no_upsampling",
+]

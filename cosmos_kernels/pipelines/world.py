@@ -1,0 +1,245 @@
+"""Text2World and Video2World: prompts (and given frames) -> latents -> video, as Cosmos-1.0 samples.
+
+A pipeline holds the diffusion network (``build_dit``), optionally the tokenizer that maps between
+pixels and latents (without one it returns latents only), a text encoder, the latent statistics and a
+prompt upsampler. Sampling is Cosmos's by default: EDM Euler on Karras sigmas (80 -> 0.0002 -> 0,
+35 steps), classifier-free guidance 7 against the zero (or a negative prompt's) embedding, fps 24,
+no padding. Video2World encodes the 1 or 9 given frames to 1 or 2 condition latent frames and keeps
+them, noise-augmented at sigma 0.001, through every step.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from cosmos_kernels.diffusion import (
+    AUGMENT_SIGMA,
+    GUIDANCE,
+    EDMDenoiser,
+    guided_denoiser,
+    num_condition_latent_frames,
+    sample,
+    sample_video2world,
+    video2world_condition,
+)
+from cosmos_kernels.models import (
+    ContinuousTokenizer,
+    GeneralDIT,
+    denormalize_latents,
+    normalize_latents,
+)
+from cosmos_kernels.pipelines.text import PromptUpsampler, TextEncoder, no_upsampling
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class WorldSample:
+    """What a pipeline generated: ``latents`` (B, 16, T', H', W') in the tokenizer's space (before
+    normalization), ``video`` (B, 3, T, H, W) in [-1, 1] when the pipeline has a tokenizer, and the
+    prompts as upsampled."""
+
+    latents: Tensor
+    video: Tensor | None
+    prompts: list[str]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Cosmos's inference defaults (cosmos_predict1 inference CLI and EDMEulerScheduler)."""
+
+    num_steps: int = 35
+    guidance: float = GUIDANCE
+    sampler: str = "euler"
+    sigma_min: float = 0.0002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    fps: float = 24.0
+
+
+class WorldPipeline:
+    """Shared parts of Text2World and Video2World; see the module docstring."""
+
+    def __init__(
+        self,
+        net: GeneralDIT,
+        text_encoder: TextEncoder,
+        tokenizer: ContinuousTokenizer | None = None,
+        *,
+        latent_mean: Tensor | None = None,
+        latent_std: Tensor | None = None,
+        prompt_upsampler: PromptUpsampler = no_upsampling,
+        temporal_compression: int = 8,
+        spatial_compression: int = 8,
+    ) -> None:
+        if not isinstance(net, GeneralDIT):
+            raise TypeError(f"net must be a GeneralDIT (from build_dit), got {type(net).__name__}")
+        if getattr(text_encoder, "width", None) != net.config.crossattn_emb_channels:
+            raise ValueError(
+                f"the text encoder's width {getattr(text_encoder, 'width', None)} must equal the network's "
+                f"crossattn_emb_channels {net.config.crossattn_emb_channels}"
+            )
+        if tokenizer is not None:
+            temporal_compression = tokenizer.config.temporal_compression
+            spatial_compression = tokenizer.config.spatial_compression
+        self.net, self.text_encoder, self.tokenizer = net, text_encoder, tokenizer
+        self.denoiser = EDMDenoiser(net)
+        self.latent_mean, self.latent_std = latent_mean, latent_std
+        self.prompt_upsampler = prompt_upsampler
+        self.temporal_compression, self.spatial_compression = temporal_compression, spatial_compression
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def latent_shape(self, batch: int, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        """(B, C, T', H', W') latents of a num_frames x height x width video; clear errors otherwise."""
+        t, s = self.temporal_compression, self.spatial_compression
+        if num_frames < 1 or (num_frames - 1) % t:
+            valid = ", ".join(str(1 + t * k) for k in range(1, 5))
+            raise ValueError(
+                f"num_frames must be 1 + {t} k for this tokenizer ({valid}, ...), got {num_frames}"
+            )
+        p = self.net.config.patch_spatial
+        if height % (s * p) or width % (s * p) or height <= 0 or width <= 0:
+            raise ValueError(
+                f"height and width must be positive multiples of {s * p} (tokenizer {s}x, patch {p}), "
+                f"got {height}x{width}"
+            )
+        return batch, self.net.config.out_channels, 1 + (num_frames - 1) // t, height // s, width // s
+
+    def encode_text(
+        self, prompts: Sequence[str], negative_prompt: str | None
+    ) -> tuple[Tensor, Tensor | None]:
+        emb, _ = self.text_encoder(list(prompts))
+        negative = None
+        if negative_prompt is not None:
+            negative, _ = self.text_encoder([negative_prompt] * len(prompts))
+            negative = negative.to(self.device)
+        return emb.to(self.device), negative
+
+    def to_video(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Diffusion-space latents -> (tokenizer latents, decoded video or None)."""
+        latents = denormalize_latents(z, self.latent_mean, self.latent_std)
+        if self.tokenizer is None:
+            return latents, None
+        with torch.no_grad():
+            dtype = next(self.tokenizer.parameters()).dtype
+            return latents, self.tokenizer.decode(latents.to(dtype)).float().clamp(-1, 1)
+
+    def _prompts(self, prompt: str | Sequence[str]) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise TypeError("prompt must be a string or a non-empty list of strings")
+        return [self.prompt_upsampler(p) for p in prompts]
+
+
+class Text2WorldPipeline(WorldPipeline):
+    """A video from a text prompt."""
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        negative_prompt: str | None = None,
+        num_frames: int = 121,
+        height: int = 704,
+        width: int = 1280,
+        options: SamplingOptions = SamplingOptions(),
+        seed: int = 1,
+        progress: bool = False,
+    ) -> WorldSample:
+        if self.net.config.video_extend:
+            raise ValueError("this is a Video2World network; use Video2WorldPipeline")
+        prompts = self._prompts(prompt)
+        shape = self.latent_shape(len(prompts), num_frames, height, width)
+        emb, negative = self.encode_text(prompts, negative_prompt)
+        denoise = guided_denoiser(
+            self.denoiser,
+            emb,
+            guidance=options.guidance,
+            negative_crossattn_emb=negative,
+            fps=options.fps,
+            padding_mask=torch.zeros(len(prompts), 1, height, width, device=self.device),
+        )
+        z = sample(
+            denoise,
+            shape,
+            sampler=options.sampler,
+            num_steps=options.num_steps,
+            sigma_min=options.sigma_min,
+            sigma_max=options.sigma_max,
+            rho=options.rho,
+            generator=seed,
+            device=self.device,
+            progress=progress,
+        )
+        latents, video = self.to_video(z)
+        return WorldSample(latents, video, prompts)
+
+
+class Video2WorldPipeline(WorldPipeline):
+    """A video that continues given frames (1 or 9, i.e. 1 or 2 latent frames), guided by a prompt."""
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        video: Tensor,
+        *,
+        negative_prompt: str | None = None,
+        num_frames: int = 121,
+        options: SamplingOptions = SamplingOptions(),
+        augment_sigma: float = AUGMENT_SIGMA,
+        seed: int = 1,
+        progress: bool = False,
+    ) -> WorldSample:
+        """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result."""
+        if not self.net.config.video_extend:
+            raise ValueError(
+                "this is a Text2World network; Video2World needs e.g. build_dit('tiny-video2world')"
+            )
+        if self.tokenizer is None:
+            raise ValueError("Video2World needs a tokenizer to encode the given frames")
+        if not isinstance(video, Tensor) or video.dim() != 5 or video.shape[1] != 3:
+            shape = tuple(video.shape) if isinstance(video, Tensor) else type(video).__name__
+            raise ValueError(f"video must be (B, 3, n, H, W) frames in [-1, 1], got {shape}")
+        prompts = self._prompts(prompt)
+        if len(prompts) != video.shape[0]:
+            raise ValueError(f"{len(prompts)} prompt(s) for a batch of {video.shape[0]} video(s)")
+        shape = self.latent_shape(len(prompts), num_frames, video.shape[3], video.shape[4])
+        given = num_condition_latent_frames(video.shape[2], self.temporal_compression)
+        if given >= shape[2]:
+            raise ValueError(
+                f"the {video.shape[2]} given frames ({given} latent frames) must be fewer than the "
+                f"{num_frames} frames to generate ({shape[2]} latent frames)"
+            )
+        dtype = next(self.tokenizer.parameters()).dtype
+        condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
+        condition = video2world_condition(
+            normalize_latents(condition_latents, self.latent_mean, self.latent_std),
+            shape[2],
+            augment_sigma=augment_sigma,
+            generator=seed + 1,
+        )
+        emb, negative = self.encode_text(prompts, negative_prompt)
+        z = sample_video2world(
+            self.denoiser,
+            condition,
+            emb,
+            guidance=options.guidance,
+            negative_crossattn_emb=negative,
+            sampler=options.sampler,
+            num_steps=options.num_steps,
+            sigma_min=options.sigma_min,
+            sigma_max=options.sigma_max,
+            rho=options.rho,
+            generator=seed,
+            progress=progress,
+            fps=options.fps,
+            padding_mask=torch.zeros(len(prompts), 1, video.shape[3], video.shape[4], device=self.device),
+        )
+        latents, out = self.to_video(z)
+        return WorldSample(latents, out, prompts)

@@ -1,0 +1,116 @@
+"""Text2World / Video2World pipelines on the tiny models, the text encoders and `cosmos-kernels generate`."""
+
+import pytest
+import torch
+
+from cosmos_kernels import cli
+from cosmos_kernels.models import build_dit, build_tokenizer
+from cosmos_kernels.pipelines import (
+    HashTextEncoder,
+    SamplingOptions,
+    Text2WorldPipeline,
+    Video2WorldPipeline,
+)
+
+FAST = SamplingOptions(num_steps=3)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    torch.manual_seed(0)
+    return build_tokenizer("tiny-cv8x8x8").eval()
+
+
+def test_hash_text_encoder():
+    encoder = HashTextEncoder()
+    emb, mask = encoder(["Two red balls", "two RED balls bounce", ""])
+    assert emb.shape == (3, 512, 1024) and mask.shape == (3, 512)
+    assert mask.sum(dim=1).tolist() == [3, 4, 0]
+    torch.testing.assert_close(emb[0, :3], emb[1, :3])  # same words, same embeddings
+    assert not emb[1, 3].eq(emb[0, 2]).all()
+    assert emb[:, 4:].abs().sum() == 0 and emb[2].abs().sum() == 0  # zero padding, as Cosmos's T5
+    torch.testing.assert_close(encoder(["two red balls"])[0], emb[:1])
+    with pytest.raises(TypeError, match="prompts must be a non-empty list"):
+        encoder("a bare string")
+
+
+def test_text2world_shapes_and_seed(tokenizer):
+    torch.manual_seed(1)
+    pipe = Text2WorldPipeline(build_dit("tiny"), HashTextEncoder(), tokenizer)
+    out = pipe(["a red ball", "a blue ball"], num_frames=9, height=32, width=48, options=FAST, seed=3)
+    assert out.latents.shape == (2, 16, 2, 4, 6) and out.video.shape == (2, 3, 9, 32, 48)
+    assert out.video.abs().max() <= 1
+    again = pipe(["a red ball", "a blue ball"], num_frames=9, height=32, width=48, options=FAST, seed=3)
+    assert torch.equal(again.latents, out.latents)
+    other = pipe(["a red ball", "a blue ball"], num_frames=9, height=32, width=48, options=FAST, seed=4)
+    assert not torch.equal(other.latents, out.latents)
+    negative = pipe(
+        ["a red ball", "a blue ball"],
+        negative_prompt="blurry",
+        num_frames=9,
+        height=32,
+        width=48,
+        options=FAST,
+        seed=3,
+    )
+    assert not torch.equal(negative.latents, out.latents)
+
+
+def test_text2world_without_tokenizer_returns_latents():
+    torch.manual_seed(1)
+    pipe = Text2WorldPipeline(build_dit("tiny"), HashTextEncoder(), prompt_upsampler=str.upper)
+    out = pipe("a red ball", num_frames=17, height=32, width=32, options=FAST)
+    assert out.video is None and out.latents.shape == (1, 16, 3, 4, 4)
+    assert out.prompts == ["A RED BALL"]
+
+
+def test_video2world_keeps_the_condition_frames(tokenizer):
+    torch.manual_seed(2)
+    pipe = Video2WorldPipeline(build_dit("tiny-video2world"), HashTextEncoder(), tokenizer)
+    given = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    out = pipe("a ball falls", given, num_frames=25, options=FAST)
+    assert out.latents.shape == (1, 16, 4, 4, 4) and out.video.shape == (1, 3, 25, 32, 32)
+    condition = tokenizer.encode(given)  # 9 frames -> 2 latent frames, kept up to the 0.001 augmentation
+    err = (out.latents[:, :, :2] - condition).norm() / condition.norm()
+    assert err < 1e-2, err
+
+
+def test_pipeline_bad_input(tokenizer):
+    t2w = Text2WorldPipeline(build_dit("tiny"), HashTextEncoder(), tokenizer)
+    v2w = Video2WorldPipeline(build_dit("tiny-video2world"), HashTextEncoder(), tokenizer)
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 8 k"):
+        t2w("x", num_frames=16, height=32, width=32, options=FAST)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        t2w("x", num_frames=9, height=24, width=32, options=FAST)
+    with pytest.raises(ValueError, match="width 512 must equal"):
+        Text2WorldPipeline(build_dit("tiny"), HashTextEncoder(width=512))
+    with pytest.raises(ValueError, match="Video2World network"):
+        Text2WorldPipeline(build_dit("tiny-video2world"), HashTextEncoder(), tokenizer)(
+            "x", num_frames=9, height=32, width=32
+        )
+    with pytest.raises(ValueError, match="must be fewer than"):
+        v2w("x", torch.zeros(1, 3, 9, 32, 32), num_frames=9, options=FAST)
+    with pytest.raises(ValueError, match=r"video must be \(B, 3, n, H, W\)"):
+        v2w("x", torch.zeros(1, 9, 32, 32), num_frames=17, options=FAST)
+
+
+def test_cli_generate(tmp_path, capsys):
+    pytest.importorskip("av")
+    from cosmos_kernels.video_io import read_video
+
+    out = tmp_path / "t2w.mp4"
+    assert (
+        cli.main(["generate", "--prompt", "a red ball", "--steps", "2", "--frames", "9", "--out", str(out)])
+        == 0
+    )
+    frames, _ = read_video(out)
+    assert frames.shape == (9, 64, 64, 3)
+    v2w = tmp_path / "v2w.mp4"
+    args = ["generate", "--model", "tiny-video2world", "--prompt", "x", "--input-video", str(out)]
+    assert cli.main([*args, "--input-frames", "9", "--frames", "17", "--steps", "2", "--out", str(v2w)]) == 0
+    assert read_video(v2w)[0].shape == (17, 64, 64, 3)
+    capsys.readouterr()
+    assert cli.main(["generate", "--prompt", "x", "--model", "tiny-video2world", "--out", str(v2w)]) == 2
+    assert "take --input-video" in capsys.readouterr().err
+    assert cli.main(["generate", "--prompt", "x", "--model", "cosmos-3b"]) == 2
+    assert "unknown world model" in capsys.readouterr().err
