@@ -42,5 +42,5 @@ timeout 400 cosmos-kernels bench --backend "$backends" --json "$OUT/bench_${SHAP
 
 step "summary"
 grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
-cat "$OUT/bench.txt" | tail -12
+tail -32 "$OUT/bench.txt"
 exit $status

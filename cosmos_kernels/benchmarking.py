@@ -219,6 +219,86 @@ def attention_case(
     )
 
 
+def _dit_block_eager(
+    block: torch.nn.Module,
+    x: torch.Tensor,
+    emb: torch.Tensor,
+    adaln_lora: torch.Tensor,
+    context: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+) -> torch.Tensor:
+    """The same DiT block as a PyTorch user writes it from Cosmos's code, on the block's own weights:
+    LayerNorm then modulation, norm + RoPE + SDPA (best backend), GELU MLP, gated residuals."""
+    for sub in block.blocks:
+        shift, scale, gate = (m.unsqueeze(1) for m in sub.modulation(emb, adaln_lora))
+        h = F.layer_norm(x, (x.shape[-1],), eps=1e-6) * (1 + scale) + shift
+        if sub.block_type == "mlp":
+            y = sub.block(h)
+        else:
+            attn = sub.block.attn
+            source = h if sub.block_type == "fa" else context
+            q, k, v = (
+                proj[0](inp).unflatten(-1, (attn.heads, attn.dim_head))
+                for proj, inp in ((attn.to_q, h), (attn.to_k, source), (attn.to_v, source))
+            )
+            if sub.block_type == "fa":
+                y = _sdpa_eager(q, k, v, attn.to_q[1].weight, attn.to_k[1].weight, cos, sin)
+            else:
+                q = F.rms_norm(q, (attn.dim_head,), attn.to_q[1].weight, eps=1e-6)
+                k = F.rms_norm(k, (attn.dim_head,), attn.to_k[1].weight, eps=1e-6)
+                y = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
+            y = attn.to_out(y.flatten(-2))
+        x = x + gate * y
+    return x
+
+
+def dit_block_case(
+    grid: tuple[int, int, int],
+    dim: int,
+    heads: int,
+    text_tokens: int,
+    dtype: torch.dtype,
+    device: str,
+    *,
+    backward: bool,
+) -> Case:
+    """One Cosmos DiT block (AdaLN-LoRA, self-attention with QK-norm and 3D RoPE, cross-attention to
+    T5-width text, GELU MLP) on a (T, H, W) token grid: ours (fused ops) vs the same block in PyTorch."""
+    from cosmos_kernels.nn import GeneralDITTransformerBlock
+
+    seq = math.prod(grid)
+    block = GeneralDITTransformerBlock(dim, 1024, heads, "FA-CA-MLP", 4.0, 256).to(device, dtype)
+    cos, sin = ops.rope3d_cos_sin(*grid, dim // heads, device=device)
+
+    def make() -> tuple[torch.Tensor, ...]:
+        x = torch.randn(1, seq, dim, dtype=dtype, device=device).requires_grad_(backward)
+        emb = torch.randn(1, dim, dtype=dtype, device=device)
+        lora = 0.1 * torch.randn(1, 3 * dim, dtype=dtype, device=device)
+        context = torch.randn(1, text_tokens, 1024, dtype=dtype, device=device)
+        return x, emb, lora, context, cos, sin
+
+    def ours(x, emb, lora, context, cos, sin, *, backend: str) -> torch.Tensor:
+        with _auto_backend(backend):
+            return block(x, emb, lora, context, cos, sin)
+
+    eager = functools.partial(_dit_block_eager, block)
+    wrap = _with_backward if backward else (lambda fn: fn)
+    linear_flops = 2 * seq * dim * dim * (4 + 2 + 8) + 2 * 2 * text_tokens * 1024 * dim
+    attention_flops = 4 * seq * seq * dim + 4 * seq * text_tokens * dim
+    flops = linear_flops + attention_flops
+    return Case(
+        name="dit block fwd+bwd" if backward else "dit block fwd",
+        shape=f"{_shape_label(grid)} tokens, D={dim}, {text_tokens} text",
+        bytes_moved=0,
+        inputs=[make()],
+        op=wrap(ours),
+        eager=wrap(eager),
+        compiled=wrap(torch.compile(eager)),
+        flops=flops * (3 if backward else 1),  # backward: about twice the forward's matmuls
+    )
+
+
 @contextlib.contextmanager
 def _auto_backend(backend: str) -> Iterator[None]:
     """Every op the model calls with backend="auto" runs on ``backend`` meanwhile."""
@@ -271,13 +351,13 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
     """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes."""
     if size == "cosmos":
         seq, dim, video, grid, heads = 56320, 4096, (1, 3, 121, 704, 1280), (16, 44, 80), 32
-        tokenizer, clip = "cv8x8x8", video
+        tokenizer, clip, block = "cv8x8x8", video, (4096, 32)
     elif device == "cpu":
         seq, dim, video, grid, heads = 1024, 512, (1, 3, 9, 64, 96), (2, 8, 16), 2
-        tokenizer, clip = "tiny-cv8x8x8", (1, 3, 9, 32, 32)
+        tokenizer, clip, block = "tiny-cv8x8x8", (1, 3, 9, 32, 32), (256, 2)
     else:
         seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
-        tokenizer, clip = "cv8x8x8", (1, 3, 17, 256, 256)
+        tokenizer, clip, block = "cv8x8x8", (1, 3, 17, 256, 256), (2048, 16)
     return [
         adaln_case(1, seq, dim, dtype, device),
         gated_case(1, seq, dim, dtype, device),
@@ -287,6 +367,8 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
         attention_case(grid, heads, 128, dtype, device, backward=True),
         tokenizer_case(tokenizer, clip, dtype, device, decode=False),
         tokenizer_case(tokenizer, clip, dtype, device, decode=True),
+        dit_block_case(grid, *block, 512, dtype, device, backward=False),
+        dit_block_case(grid, *block, 512, dtype, device, backward=True),
     ]
 
 
