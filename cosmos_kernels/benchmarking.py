@@ -157,6 +157,36 @@ def _sdpa_eager(q, k, v, q_weight, k_weight, cos, sin, sdpa_backend=None):
         return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
 
 
+def qk_norm_rope_case(
+    grid: tuple[int, int, int], heads: int, dim: int, dtype: torch.dtype, device: str
+) -> Case:
+    """The attention prologue alone on q and k: per-head RMSNorm, then 3D RoPE."""
+    seq = math.prod(grid)
+    cos, sin = ops.rope3d_cos_sin(*grid, dim, device=device)
+
+    def make() -> tuple[torch.Tensor, ...]:
+        q, k = torch.randn(2, 1, seq, heads, dim, dtype=dtype, device=device).unbind(0)
+        weights = (1 + 0.1 * torch.randn(2, dim, dtype=dtype, device=device)).unbind(0)
+        return q, k, *weights, cos, sin
+
+    def ours(q, k, q_weight, k_weight, cos, sin, *, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return ops.qk_norm_rope(q, k, q_weight, k_weight, cos, sin, backend=backend)
+
+    def eager(q, k, q_weight, k_weight, cos, sin) -> tuple[torch.Tensor, torch.Tensor]:
+        return _norm_rope_eager(q, q_weight, cos, sin), _norm_rope_eager(k, k_weight, cos, sin)
+
+    element = torch.finfo(dtype).bits // 8
+    return Case(
+        name="qk_norm_rope",
+        shape=f"{_shape_label(grid)} tokens, {heads}x{dim}",
+        # q and k read and written once; the tables are read once per head but stay in L2.
+        bytes_moved=4 * seq * heads * dim * element,
+        inputs=_input_sets(make),
+        op=ours,
+        eager=eager,
+    )
+
+
 def _with_backward(fn: Callable[..., torch.Tensor]) -> Callable[..., None]:
     """Forward and backward of fn: the inputs are leaves that require grad."""
 
@@ -363,6 +393,7 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
         gated_case(1, seq, dim, dtype, device),
         haar3d_case(video, dtype, device, inverse=False),
         haar3d_case(video, dtype, device, inverse=True),
+        qk_norm_rope_case(grid, heads, 128, dtype, device),
         attention_case(grid, heads, 128, dtype, device, backward=False),
         attention_case(grid, heads, 128, dtype, device, backward=True),
         tokenizer_case(tokenizer, clip, dtype, device, decode=False),

@@ -156,16 +156,19 @@ def test_gradcheck_float64():
     )
 
 
-def test_qk_norm_rope_matches_reference():
-    (q, k, _), kwargs = make_inputs(2, 17, 17, 3, 16, "qk", True, None, torch.float64)
+@pytest.mark.parametrize(("device", "backend"), TORCH_BACKENDS + TRITON_BACKENDS)
+@pytest.mark.parametrize(("seq", "dim"), [(17, 32), (37, 48), (70, 128)])
+def test_qk_norm_rope_matches_reference(device, backend, seq, dim):
+    (q, k, _), kwargs = make_inputs(2, seq, seq, 3, dim, "qk", True, None, torch.float64)
     weights = kwargs["q_norm_weight"], kwargs["k_norm_weight"]
-    tables = kwargs["rope_cos"], kwargs["rope_sin"]
-    for dtype in DTYPES:
-        inputs = leaves(q.to(dtype), k.to(dtype), *(w.to(dtype) for w in weights))
-        outs = ops.qk_norm_rope(*inputs[:2], *inputs[2:], *tables)
+    tables = tuple(t.to(device) for t in (kwargs["rope_cos"], kwargs["rope_sin"]))
+    dtypes = DTYPES if backend == "triton" else [*DTYPES, torch.float64]
+    for dtype in dtypes:
+        inputs = leaves(q.to(device, dtype), k.to(device, dtype), *(w.to(device, dtype) for w in weights))
+        outs = ops.qk_norm_rope(*inputs[:2], *inputs[2:], *tables, backend=backend)
         inputs64 = leaves(*(t.double() for t in inputs))
         refs = reference.qk_norm_rope(*inputs64[:2], *inputs64[2:], *(t.double() for t in tables))
-        grads = [torch.randn_like(r).to(dtype) for r in refs]
+        grads = [torch.randn_like(r).to(device, dtype) for r in refs]
         torch.autograd.backward(outs, grads)
         torch.autograd.backward(refs, [g.double() for g in grads])
         for out, ref in zip(outs, refs, strict=True):

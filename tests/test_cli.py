@@ -34,11 +34,14 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch):
         "gated_residual_adaln",
         "haar3d_analysis",
         "haar3d_synthesis",
+        "qk_norm_rope",
         "attention fwd",
         "attention fwd+bwd",
         "tiny-cv8x8x8 encode",
         "tiny-cv8x8x8 decode",
+        "dit block fwd",
+        "dit block fwd+bwd",
     ]
     for r in results:
         assert all(seconds > 0 for seconds in r["seconds"].values())
-    assert all(r["flops"] > 0 for r in results if r["op"].startswith("attention"))
+    assert all(r["flops"] > 0 for r in results if r["op"].startswith(("attention", "dit block")))

@@ -649,3 +649,110 @@ def attention_backward(
     grad_qw = ws_q.sum((0, 1)).to(q_norm_weight.dtype) if q_norm_weight is not None else None
     grad_kw = ws_k.sum((0, 1)).to(k_norm_weight.dtype) if k_norm_weight is not None else None
     return grad_q, grad_k, grad_v, grad_qw, grad_kw
+
+
+# The standalone prologue (``ops.qk_norm_rope``) for other attention backends: memory-bound, one pass
+# that reads each row of q or k once and writes it once. 64 rows x D keeps the fp32 halves of a tile in
+# registers up to D = 256; the interpreter takes smaller tiles so that test shapes span several.
+_PROLOGUE_ROWS = 16 if _INTERPRET else 64
+
+
+@triton.jit
+def _qk_norm_rope_kernel(
+    x_ptr, w_ptr, cos_ptr, sin_ptr, out_ptr,
+    stride_xb, stride_xs, stride_xh, stride_ob, stride_os, stride_oh, stride_cs, stride_ss,
+    H, S, eps,
+    HALF: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_HALF: tl.constexpr,
+):  # fmt: skip
+    pid_s, bh = tl.program_id(0), tl.program_id(1)
+    b, h = bh // H, bh % H
+    rows = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
+    row_ok = rows < S
+    offs_h = tl.arange(0, BLOCK_HALF)
+    x_base = x_ptr + b.to(tl.int64) * stride_xb + h * stride_xh
+    x1, x2 = _load_halves(x_base, rows, row_ok, stride_xs, offs_h, HALF)
+    x1, x2 = _norm_rope(x1, x2, w_ptr, cos_ptr, sin_ptr, rows, row_ok, stride_cs, stride_ss, offs_h, eps,
+                        HALF, True, True)  # fmt: skip
+    out_base = out_ptr + b.to(tl.int64) * stride_ob + h * stride_oh
+    _store_halves(out_base, x1, x2, rows, row_ok, stride_os, offs_h, HALF)
+
+
+@triton.jit
+def _qk_norm_rope_bwd_kernel(
+    g_ptr, x_ptr, w_ptr, cos_ptr, sin_ptr, ws_ptr, dx_ptr,
+    stride_gb, stride_gs, stride_gh, stride_xb, stride_xs, stride_xh, stride_db, stride_ds, stride_dh,
+    stride_cs, stride_ss, H, S, n_ws, eps,
+    HALF: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_HALF: tl.constexpr,
+):  # fmt: skip
+    pid_s, bh = tl.program_id(0), tl.program_id(1)
+    b, h = bh // H, bh % H
+    rows = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
+    row_ok = rows < S
+    offs_h = tl.arange(0, BLOCK_HALF)
+    g_base = g_ptr + b.to(tl.int64) * stride_gb + h * stride_gh
+    g1, g2 = _load_halves(g_base, rows, row_ok, stride_gs, offs_h, HALF)
+    g1, g2 = _norm_rope_backward(
+        g1, g2, x_ptr + b.to(tl.int64) * stride_xb + h * stride_xh, w_ptr, cos_ptr, sin_ptr,
+        ws_ptr + (bh.to(tl.int64) * n_ws + pid_s) * (2 * HALF),
+        rows, row_ok, stride_xs, stride_cs, stride_ss, offs_h, eps, HALF, True, True,
+    )  # fmt: skip
+    dx_base = dx_ptr + b.to(tl.int64) * stride_db + h * stride_dh
+    _store_halves(dx_base, g1, g2, rows, row_ok, stride_ds, offs_h, HALF)
+
+
+def _prologue_grid(x: torch.Tensor) -> tuple[int, int]:
+    B, S, H, _ = x.shape
+    return triton.cdiv(S, _PROLOGUE_ROWS), B * H
+
+
+def qk_norm_rope_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q', k'), contiguous, in the inputs' dtype: RMSNorm and RoPE in fp32, rounded once."""
+    D = q.shape[3]
+    outs = []
+    for x, weight in ((q, q_norm_weight), (k, k_norm_weight)):
+        out = empty_output(x.shape, x)
+        _qk_norm_rope_kernel[_prologue_grid(x)](
+            x, weight, cos, sin, out, *_strides(x), *_strides(out), cos.stride(0), sin.stride(0),
+            x.shape[2], x.shape[1], eps,
+            HALF=D // 2, BLOCK_S=_PROLOGUE_ROWS, BLOCK_HALF=triton.next_power_of_2(D // 2),
+        )  # fmt: skip
+        outs.append(out)
+    return outs[0], outs[1]
+
+
+def qk_norm_rope_backward(
+    grad_q: torch.Tensor,
+    grad_k: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_q, grad_k, grad_q_norm_weight, grad_k_norm_weight); the grads of q and k come in with unit
+    stride in D. Weight gradients are per-program fp32 partials summed in torch (deterministic)."""
+    D = q.shape[3]
+    grads = []
+    weight_grads = []
+    for g, x, weight in ((grad_q, q, q_norm_weight), (grad_k, k, k_norm_weight)):
+        grid = _prologue_grid(x)
+        ws = torch.zeros((grid[1], grid[0], D), dtype=torch.float32, device=x.device)
+        dx = empty_output(x.shape, x)
+        _qk_norm_rope_bwd_kernel[grid](
+            g, x, weight, cos, sin, ws, dx, *_strides(g), *_strides(x), *_strides(dx),
+            cos.stride(0), sin.stride(0), x.shape[2], x.shape[1], grid[0], eps,
+            HALF=D // 2, BLOCK_S=_PROLOGUE_ROWS, BLOCK_HALF=triton.next_power_of_2(D // 2),
+        )  # fmt: skip
+        grads.append(dx)
+        weight_grads.append(ws.sum((0, 1)).to(weight.dtype))
+    return grads[0], grads[1], weight_grads[0], weight_grads[1]
