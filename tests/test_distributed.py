@@ -5,6 +5,10 @@ part); each is bounded in time by tests/_dist_utils.py. Exactness is against one
 whole sequence / the unsharded model.
 """
 
+import argparse
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -13,7 +17,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 
-from cosmos_kernels import distributed, ops
+from cosmos_kernels import distributed, ops, profiling
 from cosmos_kernels.models.dit import build_dit
 
 ATOL = 1e-12
@@ -305,22 +309,56 @@ def check_dit_fsdp_step(rank, mesh, data_rank, data_world):
         assert_exact(param.full_tensor(), expected, f"param {name}", dit_atol(name))
 
 
-def dit_workers(rank, world):
+def check_profile(rank, directory):
+    parser = argparse.ArgumentParser()
+    profiling.add_profile_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--latent",
+            "2",
+            "4",
+            "6",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--trace-dir",
+            directory,
+            "--json",
+            f"{directory}/p.json",
+        ]
+    )
+    assert profiling.run_profile(args) == 0
+    dist.barrier()
+    report = json.loads(Path(f"{directory}/p.json").read_text())
+    assert report["tokens"] == 12 and [r["rank"] for r in report["ranks"]] == [0, 1]
+    assert all(r["step_ms"] > 0 and r["comm_ms"] > 0 for r in report["ranks"]), report
+    assert json.loads(Path(report["ranks"][rank]["trace"]).read_text())["traceEvents"]
+
+
+def dit_workers(rank, world, directory):
     if world == 2:
         check_dit_context_parallel_matches_one_rank(dist.group.WORLD)
         check_dit_fsdp_step(rank, init_device_mesh("cpu", (world,)), rank, world)
+        check_profile(rank, directory)
     else:
         # (data, context) = (2, 2): ranks {0, 1} and {2, 3} each split one batch's sequence.
         mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("data", "context"))
         check_dit_fsdp_step(rank, mesh, rank // (world // 2), 2)
 
 
-def test_tiny_dit_context_parallel_and_fsdp_world2():
-    run_distributed(dit_workers, 2)
+def test_tiny_dit_context_parallel_fsdp_and_profile_world2(tmp_path):
+    run_distributed(dit_workers, 2, str(tmp_path))
 
 
-def test_tiny_dit_fsdp_on_data_x_context_mesh_world4():
-    run_distributed(dit_workers, 4)
+def test_tiny_dit_fsdp_on_data_x_context_mesh_world4(tmp_path):
+    run_distributed(dit_workers, 4, str(tmp_path))
+
+
+def test_overlapped_fraction():
+    assert profiling.overlapped_fraction([(0, 10)], [(5, 20)]) == 0.5
+    assert profiling.overlapped_fraction([(0, 4), (2, 6), (10, 12)], [(1, 3), (5, 11)]) == 0.5
+    assert profiling.overlapped_fraction([], [(0, 1)]) == 1.0
 
 
 def test_bad_input_without_a_process_group():
