@@ -84,20 +84,19 @@ class _RingAttention(torch.autograd.Function):
             block_out, block_lse = ops.attention(
                 q, kv[0], kv[1], softmax_scale=scale, return_lse=True, backend=backend
             )
-            block_out = block_out.to(ct).transpose(1, 2)  # (B, H, S, D), to line up with the lse
             if out is None:
-                out, lse = block_out, block_lse
+                out, lse = block_out.to(ct), block_lse
             else:
-                # Every block has at least one key, so each lse is finite and no 0 * inf arises.
-                merged = torch.logaddexp(lse, block_lse)
-                out = out * (lse - merged).exp().unsqueeze(-1) + block_out * (
-                    block_lse - merged
-                ).exp().unsqueeze(-1)
-                lse = merged
+                # softmax over the union of keys: out <- out + (block_out - out) * w with
+                # w = exp(block_lse - merged lse) = sigmoid(block_lse - lse), one in-place pass over out.
+                # Every block has at least one key, so both lse are finite.
+                weight = torch.sigmoid(block_lse - lse).transpose(1, 2).unsqueeze(-1)  # (B, S, H, 1)
+                out.lerp_(block_out.to(ct), weight)
+                lse = torch.logaddexp(lse, block_lse)
             if not last:
                 _wait(works)
                 kv = incoming
-        out = out.transpose(1, 2).to(q.dtype).contiguous()
+        out = out.to(q.dtype)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.ring, ctx.scale, ctx.backend = ring, scale, backend
         return out
@@ -123,11 +122,15 @@ class _RingAttention(torch.autograd.Function):
                 None, None, None, None, None, 1e-6, ctx.scale, ctx.backend,
             )  # fmt: skip
             grad_q += block_dq
-            grad_kv = torch.stack([block_dk, block_dv]).to(ct)
-            if pending is not None:
+            grad_kv = torch.empty((2, *block_dk.shape), dtype=ct, device=q.device)
+            if pending is None:
+                grad_kv[0].copy_(block_dk)
+                grad_kv[1].copy_(block_dv)
+            else:
                 # What the ranks before this one accumulated for the block, sent during this step's math.
                 _wait(pending[0])
-                grad_kv += pending[2]
+                torch.add(pending[2][0], block_dk, out=grad_kv[0])
+                torch.add(pending[2][1], block_dv, out=grad_kv[1])
             received = _block_buffer(grad_kv, ring, step + 1, ct)
             pending = (ring.pass_on(grad_kv, received, _GRAD_TAG), grad_kv, received)
             if not last:
