@@ -14,19 +14,11 @@ import torch.distributed as dist
 
 from cosmos_kernels import ops
 from cosmos_kernels._backend import resolve_backend
-from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_group, local_error
-from cosmos_kernels.ops._checks import check_eps, check_same_dtype_and_device, check_tensor
-from cosmos_kernels.ops.attention import (
-    PREFERENCE,
-    _attention_backward,
-    _check_norm_weight,
-    _check_rope,
-    _fast_input_reason,
-)
-from cosmos_kernels.reference.attention import attention_prologue
+from cosmos_kernels.distributed._collective import ProcessGroup, check_group
+from cosmos_kernels.distributed._shards import check_shards, norm_rope
+from cosmos_kernels.ops.attention import PREFERENCE, _attention_backward, _fast_input_reason
 
 Tensor = torch.Tensor
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Distinct tags keep a K/V block and a dK/dV block in flight between the same two ranks apart (gloo
 # matches messages by tag; NCCL by issue order, which is the same on every rank here).
 _KV_TAG, _GRAD_TAG = 1, 2
@@ -177,68 +169,22 @@ def ring_attention(
     Every rank checks its input, then the ranks compare shapes in one all_gather before any block
     moves: bad input on any rank raises a ValueError on every rank instead of leaving the others waiting.
     """
-    op = "ring_attention"
-    group = check_group(op, group)
+    group = check_group("ring_attention", group)
     norm_weights = {"q_norm_weight": q_norm_weight, "k_norm_weight": k_norm_weight}
+    sizes = check_shards(
+        "ring_attention", group, q, k, v, norm_weights, norm_eps, rope_cos, rope_sin, softmax_scale
+    )
+    scale = q.shape[-1] ** -0.5 if softmax_scale is None else float(softmax_scale)
     given = {name: w for name, w in norm_weights.items() if w is not None}
-
-    def check() -> None:
-        for name, t in (("q", q), ("k", k), ("v", v)):
-            check_tensor(op, name, t, (4,))
-        for name, t in (("k", k), ("v", v)):
-            if t.shape != q.shape:
-                raise ValueError(
-                    f"{op}: {name} must have the shape of q {tuple(q.shape)} (self-attention on this rank's "
-                    f"shard), got {tuple(t.shape)}"
-                )
-        for name, w in given.items():
-            _check_norm_weight(op, name, w, q.shape[-1])
-        check_same_dtype_and_device(op, q=q, k=k, v=v, **given)
-        check_eps(op, norm_eps)
-        if (rope_cos is None) != (rope_sin is None):
-            raise ValueError(f"{op}: rope_cos and rope_sin must be given together (or neither)")
-        if rope_cos is not None:
-            try:
-                _check_rope(op, ("rope_cos", "rope_sin"), rope_cos, rope_sin, q, q.shape[1])
-            except ValueError as err:
-                raise ValueError(
-                    f"{err} (each rank passes the RoPE rows of its own shard of the sequence)"
-                ) from None
-        if softmax_scale is not None and (
-            isinstance(softmax_scale, bool)
-            or not isinstance(softmax_scale, int | float)
-            or not softmax_scale > 0
-        ):
-            raise ValueError(f"{op}: softmax_scale must be a positive number or None, got {softmax_scale!r}")
-
-    error = local_error(check)
-    flags = [q_norm_weight is not None, k_norm_weight is not None, rope_cos is not None]
-    mine = [0] * 8 if error else [*q.shape, _DTYPES.index(q.dtype), *flags]
-    table = agree(op, group, error, mine)
-    batch, _, heads, dim = q.shape
-    if any((row[0], row[2], row[3], *row[4:]) != (batch, heads, dim, *mine[4:]) for row in table):
-        shapes = {rank: tuple(row[:4]) for rank, row in enumerate(table)}
-        raise ValueError(
-            f"{op}: every rank's q, k, v must be (B, S_rank, H, D) with the same B, H, D, dtype and the same "
-            f"norm weights / RoPE given (S_rank may differ), got shapes {shapes} and dtypes "
-            f"{ {rank: str(_DTYPES[row[4]]) for rank, row in enumerate(table)} }"
-        )
-    scale = dim**-0.5 if softmax_scale is None else float(softmax_scale)
-    if len(table) == 1:
+    if len(sizes) == 1:
         return ops.attention(
             q, k, v, **given, norm_eps=norm_eps, rope_cos=rope_cos, rope_sin=rope_sin, softmax_scale=scale,
             backend=backend,
         )  # fmt: skip
     # The norms and RoPE act per token, so each rank applies them to its own shard before the ring.
-    if q_norm_weight is not None and k_norm_weight is not None and rope_cos is not None:
-        q, k = ops.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, rope_cos, rope_sin, eps=norm_eps)
-    elif given or rope_cos is not None:
-        # Partial prologues have no op of their own: the reference's, differentiated by autograd,
-        # rounded once at the end as ops.qk_norm_rope does.
-        qf, kf = attention_prologue(q, k, **given, norm_eps=norm_eps, rope_cos=rope_cos, rope_sin=rope_sin)
-        q, k = qf.to(q.dtype), kf.to(k.dtype)
+    q, k = norm_rope(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin)
     chosen = resolve_backend(
         backend, q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, None)
     )
-    ring = _Ring(group, [row[1] for row in table])
+    ring = _Ring(group, sizes)
     return _RingAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), ring, scale, chosen)
