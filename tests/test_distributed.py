@@ -23,7 +23,7 @@ from cosmos_kernels.models.dit import build_dit
 ATOL = 1e-12
 
 
-def attention_inputs(seq, heads=2, dim=8, batch=2, seed=0):
+def attention_inputs(seq, heads=4, dim=8, batch=2, seed=0):
     """Whole-sequence q, k, v (B, S, H, D), norm weights and RoPE tables, the same on every rank."""
     gen = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(batch, seq, heads, dim, generator=gen, dtype=torch.float64) for _ in range(3))
@@ -51,9 +51,15 @@ def dit_atol(name):
     return 1e-6 if any(part in name for part in ("adaLN_modulation", "t_embedder", "affline_norm")) else ATOL
 
 
-def check_ring_matches_whole(group, sizes, variant):
-    """ring_attention on this rank's shard == the rows of ops.attention on the whole sequence."""
-    q, k, v, weights, (cos, sin), grad_out = attention_inputs(sum(sizes))
+def check_ring_matches_whole(group, sizes, variant, attend=None, heads=4):
+    """``attend(q, k, v, **kwargs)`` (default: ring_attention over group) on this rank's shard of the
+    sequence split over group == the rows of ops.attention on the whole sequence."""
+    if attend is None:
+
+        def attend(*args, **kwargs):
+            return distributed.ring_attention(*args, group, **kwargs)
+
+    q, k, v, weights, (cos, sin), grad_out = attention_inputs(sum(sizes), heads)
     kwargs = {
         "qk_rope": {
             "q_norm_weight": weights[0],
@@ -78,7 +84,7 @@ def check_ring_matches_whole(group, sizes, variant):
     local_kwargs = {**kwargs, **local_w}
     if "rope_cos" in kwargs:
         local_kwargs["rope_cos"], local_kwargs["rope_sin"] = mine(cos, 0), mine(sin, 0)
-    out = distributed.ring_attention(*local, group, **local_kwargs, backend="torch")
+    out = attend(*local, **local_kwargs, backend="torch")
     assert_exact(out, mine(ref.detach()), f"{variant} forward")
     out.backward(mine(grad_out))
     for name, ours, theirs in zip("qkv", local, whole, strict=True):
@@ -118,7 +124,7 @@ def check_bad_input_raises_everywhere(rank, group, sizes):
     ql, kl, vl = mine(q), mine(k), mine(v)
     # Rank 1 has a different head dim: each rank's input is fine alone, only the comparison finds it.
     odd = (ql[..., :4], kl[..., :4], vl[..., :4]) if rank == 1 else (ql, kl, vl)
-    expect_error(lambda: distributed.ring_attention(*odd, group), ["same B, H, D", "(2, 11, 2, 4)"])
+    expect_error(lambda: distributed.ring_attention(*odd, group), ["same B, H, D", "(2, 11, 4, 4)"])
     # Rank 0 passes the whole sequence's RoPE tables instead of its own rows.
     tables = (cos, sin) if rank == 0 else (mine(cos, 0), mine(sin, 0))
     words = ["rope_cos", "own shard"] if rank == 0 else ["rank(s) [0]"]
@@ -132,7 +138,31 @@ def check_bad_input_raises_everywhere(rank, group, sizes):
     expect_error(lambda: distributed.gather_sequence(wide, group), ["same dims", "(2, 3, 4)"])
     expect_error(lambda: distributed.shard_sequence(q, group, sizes=[1, 2, 3]), ["sizes", "summing"])
     expect_error(lambda: distributed.shard_sequence(q, group, dim=4), ["dim"])
+    expect_error(
+        lambda: distributed.ulysses_attention(ql[:, :, :2], kl[:, :, :2], vl[:, :, :2], group), ["divide"]
+    )
     distributed.ring_attention(ql, kl, vl, group)  # still in step after all that
+
+
+def check_ulysses_and_hybrid(world, sizes):
+    heads = 3 if world == 3 else 4  # Ulysses needs the group size to divide H
+    group = dist.group.WORLD
+
+    def ulysses(*args, **kwargs):
+        return distributed.ulysses_attention(*args, group, **kwargs)
+
+    check_ring_matches_whole(group, sizes, "qk_rope", ulysses, heads)
+    check_ring_matches_whole(group, sizes, "plain", ulysses, heads)
+    if world == 4:
+        # Ulysses inside rank pairs {0, 1}, {2, 3}, ring across the pairs {0, 2}, {1, 3}.
+        mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("ring", "ulysses"))
+
+        def hybrid(*args, **kwargs):
+            return distributed.ulysses_attention(
+                *args, mesh.get_group("ulysses"), ring_group=mesh.get_group("ring"), **kwargs
+            )
+
+        check_ring_matches_whole(group, sizes, "qk_rope", hybrid)
 
 
 def ring_workers(rank, world, sizes, bad_input):
@@ -140,6 +170,7 @@ def ring_workers(rank, world, sizes, bad_input):
     assert distributed.shard_sizes(24, group) == [len(t) for t in torch.arange(24).tensor_split(world)]
     for variant in ("qk_rope", "k_norm", "plain"):
         check_ring_matches_whole(group, sizes, variant)
+    check_ulysses_and_hybrid(world, sizes)
     check_gather(group, sizes)
     if bad_input:
         check_bad_input_raises_everywhere(rank, group, sizes)
