@@ -93,7 +93,14 @@ def test_overfits_one_repeated_batch():
 
 def physics_config(steps, **fields):
     stage = Stage(
-        resolution=32, frames=9, steps=steps, lr=1e-3, batch_size=2, image_ratio=0.5, warmup_steps=1
+        resolution=32,
+        frames=9,
+        steps=steps,
+        lr=1e-3,
+        batch_size=2,
+        image_ratio=0.5,
+        aspect_ratios=("1,1", "16,9"),
+        warmup_steps=1,
     )
     return TrainConfig(stages=(stage,), data=DataConfig(length=8), **fields)
 
@@ -104,6 +111,9 @@ def test_exact_resume_repeats_the_loss_curve(tmp_path):
     straight = train(config, TEXT, output_dir=tmp_path / "a", progress=False)
     half = train(config, TEXT, output_dir=tmp_path / "b", progress=False, stop_after=2)
     assert half.step == 2 and half.checkpoint.name == "step_00000002"
+    # As if the first run had logged step 3 and crashed before its next checkpoint.
+    with open(tmp_path / "b" / "train_log.jsonl", "a") as log:
+        log.write(json.dumps({"step": 3, "loss": 99.0}) + "\n")
     rest = train(config, TEXT, output_dir=tmp_path / "b", progress=False, resume="latest")
     assert rest.step == 4
     assert half.losses + rest.losses == straight.losses
@@ -112,7 +122,7 @@ def test_exact_resume_repeats_the_loss_curve(tmp_path):
     for name, value in straight.ema.state_dict().items():
         assert torch.equal(value, rest.ema.state_dict()[name]), name
     records = read_jsonl(tmp_path / "b" / "train_log.jsonl")
-    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and records[2]["loss"] == rest.losses[0]
     assert [r["domain"] for r in records] == ["video", "image", "video", "image"]
     keys = {"loss", "edm_loss", "uncertainty", "lr", "samples_per_s", "sigma_mean", "sigma_min", "sigma_max"}
     assert keys <= set(records[0])

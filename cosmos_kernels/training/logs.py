@@ -17,12 +17,22 @@ from typing import Any
 
 class JsonlLogger:
     """Appends records to ``path`` (created with its folder), one JSON object per line, flushed at once
-    so that a crashed run keeps its log."""
+    so that a crashed run keeps its log.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    An existing log first loses its records with a ``step`` above ``keep_until``: a run resumed from
+    the checkpoint of step N repeats the steps after N that the interrupted run had logged, and a
+    fresh run (N = 0) starts a new log.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], keep_until: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        kept = []
+        if self.path.is_file():
+            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= keep_until]
+        self._file = self.path.open("w", encoding="utf-8")
+        for record in kept:
+            self.log(record)
 
     def log(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

@@ -24,7 +24,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -206,31 +205,25 @@ class _DomainSubset:
         return self.dataset[self.indices[index]]
 
 
-@cache
-def _folder(
-    root: str, frames: int, resolution: int, ratios: tuple[str, ...], seed: int, tc: int
-) -> VideoFolderDataset:
-    # Probing a folder opens every file; both domains of a stage share one probe.
-    return VideoFolderDataset(root, frames, resolution, ratios, seed, tc)
-
-
 def default_datasets(config: TrainConfig) -> DatasetFactory:
     """The factory :func:`train` uses without one: (stage, domain) -> the dataset of that domain, from
     ``config.data``: synthetic physics clips ("physics") or the video/image files of a folder."""
     temporal = 8 if config.tokenizer is None else tokenizer_config(config.tokenizer).temporal_compression
     data = config.data
+    folders: dict[Stage, VideoFolderDataset] = {}  # probing opens every file: once per stage
 
     def make(stage: Stage, domain: str) -> BucketedDataset:
-        frames = 1 if domain == "image" else stage.frames
         if data.source == "physics":
+            frames = 1 if domain == "image" else stage.frames
             seed = config.seed * 1000 + DOMAINS.index(domain)
             return PhysicsVideoDataset(
                 data.length, frames, stage.resolution, 0.0, stage.aspect_ratios, seed, None, temporal
             )
-        folder = _folder(
-            data.source, stage.frames, stage.resolution, stage.aspect_ratios, config.seed, temporal
-        )
-        return _DomainSubset(folder, domain)
+        if stage not in folders:
+            folders[stage] = VideoFolderDataset(
+                data.source, stage.frames, stage.resolution, stage.aspect_ratios, config.seed, temporal
+            )
+        return _DomainSubset(folders[stage], domain)
 
     return make
 
@@ -341,10 +334,65 @@ def _shard(module: EDMTrainModule, parallel: _Parallel, precision: str) -> None:
                 unit.set_force_sum_reduction_for_comms(True)
 
 
-def _global(value: Tensor) -> Tensor:
-    """A DTensor (FSDP2) as the whole tensor; a plain tensor unchanged."""
-    full = getattr(value, "full_tensor", None)
-    return full() if callable(full) else value
+def _batch_loss(
+    module: EDMTrainModule,
+    batch: Mapping[str, Any],
+    domain: str,
+    config: TrainConfig,
+    tokenizer: ContinuousTokenizer | None,
+    stats: Mapping[str, tuple[Tensor, Tensor] | None],
+    text_encoder: TextEncoder,
+    device: torch.device,
+    generator: torch.Generator,
+) -> tuple[Tensor, EDMLossParts, int]:
+    """The training loss of one batch of ``domain``, its parts, and the batch size."""
+    x0 = _latents(batch, domain, tokenizer, stats, device, config.precision)
+    emb, mask = _text(text_encoder, batch["caption"], x0.shape[0], device)
+    condition = None
+    if config.video2world and domain == "video":
+        condition = video2world_training_condition(
+            x0,
+            max_condition_frames=config.max_condition_frames,
+            min_condition_frames=config.min_condition_frames,
+            condition_dropout=config.condition_dropout,
+            generator=generator,
+        )
+    # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
+    fps = float(batch["fps"][0]) if "fps" in batch else None
+    padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
+    loss, parts = module(
+        x0,
+        emb,
+        generator=generator,
+        video_condition=condition,
+        p_mean=config.p_mean,
+        p_std=config.p_std,
+        adjust_video_noise=config.adjust_video_noise,
+        fps=fps,
+        padding_mask=padding,
+        crossattn_mask=mask,
+    )
+    return loss, parts, x0.shape[0]
+
+
+def _optimizer_step(
+    module: EDMTrainModule,
+    loss: Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMA,
+    grad_clip: float | None,
+) -> float:
+    """Backward, clip, step the optimizer, the schedule and the EMA; the gradient norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    max_norm = math.inf if grad_clip is None else grad_clip
+    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+    optimizer.step()
+    scheduler.step()
+    ema.update(module.net)
+    full = getattr(grad_norm, "full_tensor", None)  # a DTensor under FSDP2
+    return float(full() if callable(full) else grad_norm)
 
 
 def _mean_over_ranks(values: Tensor, parallel: _Parallel) -> Tensor:
@@ -387,8 +435,10 @@ def train(
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not callable(text_encoder):
         raise TypeError(f"text_encoder must be callable (captions -> (emb, mask)), got {text_encoder!r}")
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int)):
-        raise TypeError(f"stop_after must be an int or None, got {stop_after!r}")
+    if stop_after is not None and (
+        isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0
+    ):
+        raise ValueError(f"stop_after must be an int >= 0 or None, got {stop_after!r}")
     device = _default_device() if device is None else torch.device(device)
     parallel = _parallel(config, device)
     out = None if output_dir is None else Path(output_dir)
@@ -433,8 +483,8 @@ def train(
     make_dataset = default_datasets(config) if datasets is None else datasets
 
     is_main = parallel.rank == 0
-    logger = JsonlLogger(out / LOG_FILE) if out is not None and is_main else None
     global_step = sum(s.steps for s in config.stages[:first_stage]) + first_step
+    logger = JsonlLogger(out / LOG_FILE, keep_until=global_step) if out is not None and is_main else None
     total_steps = sum(s.steps for s in config.stages)
     bar = tqdm(total=total_steps, initial=global_step, disable=not (progress and is_main), unit="step")
     losses: list[float] = []
@@ -494,47 +544,25 @@ def train(
                     break
                 tick = time.perf_counter()
                 domain = step_domain(stage_step, stage.image_ratio)
-                batch = next(streams[domain])
-                x0 = _latents(batch, domain, tokenizer, stats, device, config.precision)
-                emb, mask = _text(text_encoder, batch["caption"], x0.shape[0], device)
                 generator = _step_generator(config.seed, global_step, parallel.data_rank)
-                condition = None
-                if config.video2world and domain == "video":
-                    condition = video2world_training_condition(
-                        x0,
-                        max_condition_frames=config.max_condition_frames,
-                        min_condition_frames=config.min_condition_frames,
-                        condition_dropout=config.condition_dropout,
-                        generator=generator,
-                    )
-                # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
-                fps = float(batch["fps"][0]) if "fps" in batch else None
-                padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
-                loss, parts = module(
-                    x0,
-                    emb,
-                    generator=generator,
-                    video_condition=condition,
-                    p_mean=config.p_mean,
-                    p_std=config.p_std,
-                    adjust_video_noise=config.adjust_video_noise,
-                    fps=fps,
-                    padding_mask=padding,
-                    crossattn_mask=mask,
+                loss, parts, batch_size = _batch_loss(
+                    module,
+                    next(streams[domain]),
+                    domain,
+                    config,
+                    tokenizer,
+                    stats,
+                    text_encoder,
+                    device,
+                    generator,
                 )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                max_norm = math.inf if config.grad_clip is None else config.grad_clip
-                grad_norm = _global(torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm))
                 lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                ema.update(module.net)
+                grad_norm = _optimizer_step(module, loss, optimizer, scheduler, ema, config.grad_clip)
                 global_step += 1
                 ran += 1
                 losses.append(loss.item())
                 seconds = time.perf_counter() - tick
-                samples_per_s = x0.shape[0] * parallel.data_world / seconds
+                samples_per_s = batch_size * parallel.data_world / seconds
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", samples_per_s=f"{samples_per_s:.1f}")
                 if global_step % config.log_every == 0:
@@ -551,7 +579,7 @@ def train(
                         "mse": mse,
                         "uncertainty": logvar,
                         "lr": lr,
-                        "grad_norm": float(grad_norm),
+                        "grad_norm": grad_norm,
                         "samples_per_s": samples_per_s,
                         "sigma_mean": float(parts.sigma.mean()),
                         "sigma_min": float(parts.sigma.min()),
