@@ -1,6 +1,6 @@
 """The ``cosmos-kernels`` command: ``info`` about this install, ``bench`` of the ops against PyTorch,
 ``tokenize`` / ``detokenize`` of a video with a Cosmos continuous tokenizer, ``generate`` a video with
-a Cosmos world model (Text2World or Video2World)."""
+a Cosmos world model (Text2World or Video2World), ``train`` a world model, ``profile`` training steps."""
 
 import argparse
 import importlib.metadata
@@ -33,6 +33,8 @@ from cosmos_kernels.models.tokenizer_training import psnr, ssim
 from cosmos_kernels.ops import adaln, haar
 from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
 from cosmos_kernels.ops.attention import QK_NORM_ROPE_PREFERENCE
+from cosmos_kernels.profiling import add_profile_arguments, run_profile
+from cosmos_kernels.training.cli import add_train_arguments, run_train
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 OP_PREFERENCES = {
@@ -583,6 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"
     )
     generate.set_defaults(func=cmd_generate)
+    train = sub.add_parser(
+        "train", help="train a DiT as Cosmos does (default: the tiny one on synthetic physics)"
+    )
+    add_train_arguments(train)
+    train.set_defaults(func=run_train)
+    profile = sub.add_parser("profile", help="profile DiT training steps on each GPU of a node (torchrun)")
+    add_profile_arguments(profile)
+    profile.set_defaults(func=run_profile)
     return parser
 
 
