@@ -31,7 +31,7 @@ Assumptions (each a parameter below):
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,13 @@ def _ring_ms(s: Setup, ring: int, heads: int, rows: int, crosses_nodes: bool) ->
     elementwise_ms = block * 4 / (s.hbm_gbps * 1e6)
     fwd_step = _attention_ms(s, s.fwd_ms, heads, rows, rows) + s.merge_passes * elementwise_ms
     bwd_step = _attention_ms(s, s.fwd_bwd_ms - s.fwd_ms, heads, rows, rows) + s.grad_passes * elementwise_ms
-    if ring == 1:
-        return {"fwd": fwd_step, "fwd_bwd": fwd_step + bwd_step, "comm_ratio": 0.0}
+    if ring == 1:  # one block: no merge, no accumulation
+        fwd = _attention_ms(s, s.fwd_ms, heads, rows, rows)
+        return {
+            "fwd": fwd,
+            "fwd_bwd": fwd + _attention_ms(s, s.fwd_bwd_ms - s.fwd_ms, heads, rows, rows),
+            "comm_ratio": 0.0,
+        }
     fwd = fwd_step + (ring - 1) * max(fwd_step, kv_ms)
     # Backward: ring steps each prefetch K/V and pass dK/dV on; one more dK/dV hop brings them home.
     bwd = (ring - 1) * max(bwd_step, kv_ms + dkv_ms) + max(bwd_step, dkv_ms + latency)
@@ -170,10 +175,15 @@ def main() -> None:
     parser.add_argument(
         "--dkv-bytes", type=int, default=Setup.grad_accum_bytes, help="2: bf16 dK/dV in flight"
     )
+    parser.add_argument(
+        "--fused-merge", action="store_true", help="no element-wise passes (merge fused into the kernels)"
+    )
     args = parser.parse_args()
     setup = Setup(
         link_efficiency=args.link_efficiency, launch_us=args.launch_us, grad_accum_bytes=args.dkv_bytes
     )
+    if args.fused_merge:
+        setup = replace(setup, merge_passes=0.0, grad_passes=0.0)
     header = [
         "GPUs",
         "K/V block per ring step",
