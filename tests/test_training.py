@@ -241,6 +241,35 @@ def test_config_from_dict_round_trip_and_missing_fields():
         run(latent_config([Stage(**stage_dict())], context_parallel=2))
 
 
+def test_config_files(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    data = {
+        "stages": [stage_dict(image_ratio=0.25)],
+        "model": "tiny",
+        "data": {"source": "physics", "length": 64},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert TrainConfig.load(tmp_path / "run.yaml") == TrainConfig.load(tmp_path / "run.json")
+    assert TrainConfig.load(tmp_path / "run.json").data.length == 64
+    del data["stages"][0]["batch_size"]
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(
+        ValueError, match=r"bad\.json: stages\[0\]: missing required field\(s\) stages\[0\]\.batch_size"
+    ):
+        TrainConfig.load(tmp_path / "bad.json")
+
+
+def test_init_checkpoint_starts_from_its_weights(tmp_path):
+    stage = Stage(**stage_dict())
+    first = run(latent_config([stage]), output_dir=tmp_path)
+    started = run(latent_config([stage], init_checkpoint=str(first.checkpoint)), stop_after=0)
+    for name, value in first.module.state_dict().items():
+        assert torch.equal(started.module.state_dict()[name], value), name
+    for name, value in first.ema.state_dict().items():
+        assert torch.equal(started.ema.state_dict()[name], value), name
+
+
 def test_checkpoint_of_another_config_and_mismatched_optimizer_state(tmp_path):
     stage = Stage(resolution=32, frames=17, steps=2, lr=1e-3, batch_size=2)
     small = latent_config([stage])
@@ -282,6 +311,15 @@ def test_cli_trains_resumes_and_plots(tmp_path):
     assert (out / "loss.png").is_file() and latest_checkpoint(out / "checkpoints").name == "step_00000003"
     with pytest.raises(ValueError, match="--steps applies to the preset only"):
         run_train(parser.parse_args([*common, "--steps", "4"]))
+    # Without --config: the tiny two-stage preset.
+    preset = ["--output-dir", str(tmp_path / "preset"), "--text-length", "8", "--no-progress"]
+    assert run_train(parser.parse_args([*preset, "--steps", "4", "--stop-after", "1"])) == 0
+    assert (
+        load_trainer_state(latest_checkpoint(tmp_path / "preset" / "checkpoints"))["config"]["stages"][1][
+            "frames"
+        ]
+        == 17
+    )
 
 
 def distributed_workers(rank, world, directory, reference):

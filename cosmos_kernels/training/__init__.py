@@ -8,8 +8,8 @@ line (``cosmos-kernels train``).
 """
 
 from cosmos_kernels.training.checkpoint import latest_checkpoint, load_trainer_state, load_weights
-from cosmos_kernels.training.cli import add_train_arguments, run_train, tiny_config
-from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig
+from cosmos_kernels.training.cli import add_train_arguments, run_train
+from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig, tiny_config
 from cosmos_kernels.training.ema import EMA
 from cosmos_kernels.training.logs import plot_losses, read_jsonl
 from cosmos_kernels.training.schedule import LRSchedule, domain_cursor, step_domain

@@ -13,29 +13,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig
+from cosmos_kernels.training.config import TrainConfig, tiny_config
 from cosmos_kernels.training.logs import plot_losses
 from cosmos_kernels.training.trainer import LOG_FILE, TextEncoder, train
-
-
-def tiny_config(steps: int = 200) -> TrainConfig:
-    """A two-stage run of the tiny DiT on synthetic physics clips, minutes on a CPU: 9-frame clips at
-    32 px with a quarter of the batches images, then 17-frame clips at 48 px."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"tiny_config: steps must be an int >= 2, got {steps!r}")
-    first = steps // 2
-    return TrainConfig(
-        stages=(
-            Stage(
-                resolution=32, frames=9, steps=first, lr=1e-3, batch_size=4, image_ratio=0.25, warmup_steps=10
-            ),
-            Stage(resolution=48, frames=17, steps=steps - first, lr=5e-4, batch_size=2, image_ratio=0.25),
-        ),
-        model="tiny",
-        tokenizer="tiny-cv8x8x8",
-        data=DataConfig(source="physics", length=256),
-        weight_decay=0.0,
-    )
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
