@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from cosmos_kernels import ops, reference
 from cosmos_kernels._backend import ENV_VAR
@@ -135,6 +136,41 @@ def haar3d_case(video_shape: tuple[int, ...], dtype: torch.dtype, device: str, *
         inputs=_input_sets(make),
         op=functools.partial(fn, levels=1, causal=True),
         eager=lambda v: eager(v, 1, True),
+    )
+
+
+def _group_norm_silu_eager(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, groups: int
+) -> torch.Tensor:
+    """The tokenizer's code before the fused op: GroupNorm of each frame on a ``(b t) c h w`` copy,
+    then SiLU, then the copy back to (B, C, T, H, W)."""
+    frames = rearrange(x, "b c t h w -> (b t) c h w")
+    out = F.silu(F.group_norm(frames, groups, weight, bias, eps=1e-6))
+    return rearrange(out, "(b t) c h w -> b c t h w", b=x.shape[0])
+
+
+def group_norm_silu_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype, device: str) -> Case:
+    """The video tokenizer's residual-block prologue on one (B, C, T, H, W) activation: GroupNorm per
+    frame, affine, SiLU."""
+    channels = shape[1]
+
+    def make() -> tuple[torch.Tensor, ...]:
+        x = torch.randn(shape, dtype=dtype, device=device)
+        weight = 1 + 0.1 * torch.randn(channels, dtype=dtype, device=device)
+        bias = 0.1 * torch.randn(channels, dtype=dtype, device=device)
+        return x, weight, bias
+
+    def ours(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str) -> torch.Tensor:
+        return ops.group_norm_silu(x, weight, bias, num_groups=groups, backend=backend)
+
+    return Case(
+        name="group_norm_silu",
+        shape=f"{_shape_label(shape)}, {groups} group{'s' if groups > 1 else ''}",
+        # x read once and the output written once; the per-channel affine is negligible.
+        bytes_moved=2 * math.prod(shape) * (torch.finfo(dtype).bits // 8),
+        inputs=_input_sets(make),
+        op=ours,
+        eager=functools.partial(_group_norm_silu_eager, groups=groups),
     )
 
 
@@ -382,17 +418,22 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
     if size == "cosmos":
         seq, dim, video, grid, heads = 56320, 4096, (1, 3, 121, 704, 1280), (16, 44, 80), 32
         tokenizer, clip, block = "cv8x8x8", video, (4096, 32)
+        # The widest tokenizer activation of a 121-frame 720p clip: 256 channels, 31 frames at 176x320.
+        norm_shape = (1, 256, 31, 176, 320)
     elif device == "cpu":
         seq, dim, video, grid, heads = 1024, 512, (1, 3, 9, 64, 96), (2, 8, 16), 2
         tokenizer, clip, block = "tiny-cv8x8x8", (1, 3, 9, 32, 32), (256, 2)
+        norm_shape = (1, 32, 3, 16, 24)
     else:
         seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
         tokenizer, clip, block = "cv8x8x8", (1, 3, 17, 256, 256), (2048, 16)
+        norm_shape = (1, 128, 9, 64, 112)
     return [
         adaln_case(1, seq, dim, dtype, device),
         gated_case(1, seq, dim, dtype, device),
         haar3d_case(video, dtype, device, inverse=False),
         haar3d_case(video, dtype, device, inverse=True),
+        group_norm_silu_case(norm_shape, 1, dtype, device),
         qk_norm_rope_case(grid, heads, 128, dtype, device),
         attention_case(grid, heads, 128, dtype, device, backward=False),
         attention_case(grid, heads, 128, dtype, device, backward=True),

@@ -49,6 +49,32 @@ BAD = [
     (lambda: ops.haar2d_analysis(torch.randn(1, 3, 6, 4), levels=2), ValueError, ["H", "divisible by"]),
     (lambda: ops.haar2d_synthesis(torch.randn(1, 6, 2, 2)), ValueError, ["channels", "4**levels"]),
     (lambda: ops.haar2d_analysis(torch.randn(1, 3, 0, 4)), ValueError, ["x", "empty"]),
+    (lambda: ops.group_norm_silu(video, torch.randn(4), torch.randn(3)), ValueError, ["weight", "(3,)"]),
+    (lambda: ops.group_norm_silu(video, torch.randn(3), torch.randn(1, 3)), ValueError, ["bias", "1-D"]),
+    (
+        lambda: ops.group_norm_silu(video, *torch.randn(2, 3), num_groups=2),
+        ValueError,
+        ["num_groups", "divide"],
+    ),
+    (
+        lambda: ops.group_norm_silu(video, *torch.randn(2, 3), num_groups=0),
+        ValueError,
+        ["num_groups", ">= 1"],
+    ),
+    (lambda: ops.group_norm_silu(video[0, 0], *torch.randn(2, 5)), ValueError, ["x", "4-D or 5-D"]),
+    (
+        lambda: ops.group_norm_silu(video, torch.randn(3).half(), torch.randn(3)),
+        TypeError,
+        ["weight", "dtype"],
+    ),
+    (
+        lambda: ops.group_norm_silu(image, torch.randn(3), torch.randn(3, device="meta")),
+        ValueError,
+        ["bias", "device"],
+    ),
+    (lambda: ops.group_norm_silu(video.int(), *torch.randn(2, 3)), TypeError, ["x", "float"]),
+    (lambda: ops.group_norm_silu(video, *torch.randn(2, 3), silu=1), TypeError, ["silu", "bool"]),
+    (lambda: ops.group_norm_silu(video, *torch.randn(2, 3), eps=0.0), ValueError, ["eps"]),
 ]
 
 

@@ -34,6 +34,7 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch):
         "gated_residual_adaln",
         "haar3d_analysis",
         "haar3d_synthesis",
+        "group_norm_silu",
         "qk_norm_rope",
         "attention fwd",
         "attention fwd+bwd",

@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from cosmos_kernels import ops
-from cosmos_kernels.nn.tokenizer_layers3d import haar_levels
+from cosmos_kernels.nn.tokenizer_layers3d import fused_group_norm, haar_levels
 
 Tensor = torch.Tensor
 
@@ -36,8 +36,9 @@ class ResnetBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        # GroupNorm + SiLU in one op; the modules stay plain nn.GroupNorm for the checkpoint keys.
+        h = self.conv1(fused_group_norm(self.norm1, x, silu=True))
+        h = self.conv2(self.dropout(fused_group_norm(self.norm2, h, silu=True)))
         return self.nin_shortcut(x) + h
 
 

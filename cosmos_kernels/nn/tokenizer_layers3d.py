@@ -138,21 +138,32 @@ def factorized_causal_conv3d(in_channels: int, out_channels: int) -> StreamSeque
     )
 
 
+def fused_group_norm(norm: nn.GroupNorm, x: Tensor, *, silu: bool) -> Tensor:
+    """``norm``'s GroupNorm of x (each frame alone when x is video), then SiLU when ``silu``, in one op.
+
+    The affine is cast to x's dtype: under autocast the activations are bfloat16 while the
+    parameters stay float32, and the op takes one dtype (its math is float32 either way).
+    """
+    weight, bias = norm.weight.to(x.dtype), norm.bias.to(x.dtype)
+    return ops.group_norm_silu(x, weight, bias, num_groups=norm.num_groups, eps=norm.eps, silu=silu)
+
+
 class CausalNormalize(nn.Module):
-    """GroupNorm(1 group, eps 1e-6) as ``.norm``, applied to each frame alone.
+    """GroupNorm(1 group, eps 1e-6) as ``.norm``, applied to each frame alone; optionally SiLU after.
 
     One group over (C, H, W) of a single frame is a per-frame LayerNorm: statistics never mix frames,
     so normalizing keeps the network causal. (Cosmos's ``num_groups != 1`` variant normalizes over
     time too; the factorized tokenizers never use it.) Hence nothing to carry across chunks.
+    ``ops.group_norm_silu`` normalizes the (B, C, T, H, W) layout in place of ``nn.GroupNorm`` on a
+    ``(b t) c h w`` copy, and fuses the SiLU that the residual blocks apply next.
     """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, channels, eps=1e-6, affine=True)
 
-    def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        frames = rearrange(x, "b c t h w -> (b t) c h w")
-        return rearrange(self.norm(frames), "(b t) c h w -> b c t h w", b=x.shape[0])
+    def forward(self, x: Tensor, state: StreamState | None = None, silu: bool = False) -> Tensor:
+        return fused_group_norm(self.norm, x, silu=silu)
 
 
 class CausalResnetBlockFactorized3d(nn.Module):
@@ -171,8 +182,8 @@ class CausalResnetBlockFactorized3d(nn.Module):
         )
 
     def forward(self, x: Tensor, state: StreamState | None = None) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)), state)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))), state)
+        h = self.conv1(self.norm1(x, silu=True), state)
+        h = self.conv2(self.dropout(self.norm2(h, silu=True)), state)
         # The shortcut is 1x1x1 (or the identity): it never looks at another frame.
         return self.nin_shortcut(x) + h
 

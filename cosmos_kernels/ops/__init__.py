@@ -3,11 +3,13 @@
 from cosmos_kernels.ops.adaln import adaln_modulate, gated_residual_adaln
 from cosmos_kernels.ops.attention import attention, qk_norm_rope, rope3d_cos_sin
 from cosmos_kernels.ops.haar import haar2d_analysis, haar2d_synthesis, haar3d_analysis, haar3d_synthesis
+from cosmos_kernels.ops.norm import group_norm_silu
 
 __all__ = [
     "adaln_modulate",
     "attention",
     "gated_residual_adaln",
+    "group_norm_silu",
     "haar2d_analysis",
     "haar2d_synthesis",
     "haar3d_analysis",

@@ -12,12 +12,14 @@ from cosmos_kernels.reference.haar import (
     haar3d_analysis,
     haar3d_synthesis,
 )
+from cosmos_kernels.reference.norm import group_norm_silu
 
 __all__ = [
     "adaln_modulate",
     "apply_rope",
     "attention",
     "gated_residual_adaln",
+    "group_norm_silu",
     "haar2d_analysis",
     "haar2d_synthesis",
     "haar3d_analysis",
