@@ -63,6 +63,7 @@ def shard_model(
     op = "shard_model"
     if not isinstance(model, nn.Module):
         raise TypeError(f"{op}: model must be a torch.nn.Module, got {type(model).__name__}")
+    blocks = _blocks(op, model)
     if not isinstance(mesh, DeviceMesh):
         raise TypeError(
             f"{op}: mesh must be a torch.distributed.device_mesh.DeviceMesh, got {type(mesh).__name__}"
@@ -75,7 +76,6 @@ def shard_model(
         raise TypeError(
             f"{op}: reshard_after_forward must be a bool, got {type(reshard_after_forward).__name__}"
         )
-    blocks = _blocks(op, model)
     if mesh.ndim == 2:
         context_parallel(model, mesh.get_group(1))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
