@@ -589,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a DiT as Cosmos does (default: the tiny one on synthetic physics)"
     )
     add_train_arguments(train)
-    train.set_defaults(func=run_train)
+    train.set_defaults(func=_reporting_errors(lambda args, _console: run_train(args)))
     profile = sub.add_parser("profile", help="profile DiT training steps on each GPU of a node (torchrun)")
     add_profile_arguments(profile)
     profile.set_defaults(func=run_profile)
