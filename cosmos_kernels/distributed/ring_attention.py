@@ -6,7 +6,8 @@ overlapped with the attention of the block at hand; the partial outputs merge ex
 log-sum-exps. The backward pass sends the K/V blocks around once more and, with them, the dK/dV each
 block has accumulated so far, which arrive back at their owner after the last step. Each block's
 gradients come from the global out and lse (the flash-attention identity), so no per-block outputs
-are kept: memory per rank is that of one attention over the local queries plus two K/V blocks.
+are kept: memory per rank is that of one attention over the local queries, two K/V blocks in flight
+and float32 accumulators for the output (forward) or dQ and one dK/dV block (backward).
 """
 
 import torch

@@ -15,6 +15,7 @@ from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_gr
 Tensor = torch.Tensor
 # gather_sequence exchanges the shapes of tensors of up to this many dims in one fixed-size message.
 _MAX_DIMS = 8
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64, torch.bool)
 
 
 def shard_sizes(length: int, group: ProcessGroup | None) -> list[int]:
@@ -132,9 +133,6 @@ def gather_sequence(x: Tensor, group: ProcessGroup | None, dim: int = 1) -> Tens
             f"{shapes} and dtypes {dtypes}"
         )
     return _GatherSequence.apply(x, group, seq_dim, [s[seq_dim] for _, _, s in others])
-
-
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64, torch.bool)
 
 
 def _dtype_name(code: int) -> str:
