@@ -8,6 +8,8 @@ whole sequence / the unsharded model.
 import argparse
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -388,3 +390,18 @@ def test_bad_input_without_a_process_group():
     expect_error(lambda: distributed.context_parallel(nn.Linear(2, 2), None), ["cp_group"], TypeError)
     expect_error(lambda: distributed.shard_model(build_dit("tiny"), "cpu"), ["mesh", "DeviceMesh"], TypeError)
     expect_error(lambda: distributed.shard_model(nn.Linear(2, 2), None), ["model.blocks"], TypeError)
+
+
+def test_scaling_model_table_is_the_documented_one():
+    """docs/DISTRIBUTED.md shows what benchmarks/scaling_model.py computes, and the in-node target holds."""
+    root = Path(__file__).resolve().parent.parent
+    script = root / "benchmarks" / "scaling_model.py"
+    table = subprocess.run(
+        [sys.executable, str(script), "--markdown"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert table.strip() in (root / "docs" / "DISTRIBUTED.md").read_text()
+    spec = importlib.util.spec_from_file_location("scaling_model", script)
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    rows = model.table(model.Setup(), [2, 4, 8])
+    assert all(row["best_eff"] >= 0.9 for row in rows), rows
