@@ -43,13 +43,24 @@ def _reference_vjp(
     return vjp(grad_out)
 
 
+def _stats_shape(x: Tensor, num_groups: int, backend: str) -> tuple[int, ...]:
+    """Shape of the saved statistics: one per (b, group, t). The torch backend's backward
+    differentiates the reference, which recomputes them, so it keeps none."""
+    if backend == "torch":
+        return (0,)
+    return (x.shape[0], num_groups, x.shape[2] if x.dim() == 5 else 1)
+
+
 @torch.library.custom_op("cosmos_kernels::group_norm_silu", mutates_args=())
 def _group_norm_silu(
     x: Tensor, weight: Tensor, bias: Tensor, num_groups: int, eps: float, silu: bool, backend: str
-) -> Tensor:
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(out, mean, rstd): the group statistics (float32) go to the backward, which then reads x
+    twice instead of three times."""
     if backend == "torch":
         # Contiguous whatever x's layout, as the fake impl promises.
-        return reference.group_norm_silu(x, weight, bias, num_groups, eps, silu).contiguous()
+        out = reference.group_norm_silu(x, weight, bias, num_groups, eps, silu).contiguous()
+        return out, x.new_empty(0, dtype=torch.float32), x.new_empty(0, dtype=torch.float32)
     from cosmos_kernels.triton import norm
 
     return norm.group_norm_silu_forward(x, weight, bias, num_groups, eps, silu)
@@ -57,7 +68,12 @@ def _group_norm_silu(
 
 @_group_norm_silu.register_fake
 def _(x: Tensor, weight: Tensor, bias: Tensor, num_groups: int, eps: float, silu: bool, backend: str):
-    return x.new_empty(x.shape)
+    stats = _stats_shape(x, num_groups, backend)
+    return (
+        x.new_empty(x.shape),
+        x.new_empty(stats, dtype=torch.float32),
+        x.new_empty(stats, dtype=torch.float32),
+    )
 
 
 @torch.library.custom_op("cosmos_kernels::group_norm_silu_backward", mutates_args=())
@@ -66,6 +82,8 @@ def _group_norm_silu_backward(
     x: Tensor,
     weight: Tensor,
     bias: Tensor,
+    mean: Tensor,
+    rstd: Tensor,
     num_groups: int,
     eps: float,
     silu: bool,
@@ -77,23 +95,24 @@ def _group_norm_silu_backward(
     from cosmos_kernels.triton import norm
 
     # Gradients arrive in any layout (expanded from a sum, transposed); the kernels read them in x's.
-    return norm.group_norm_silu_backward(grad_out.contiguous(), x, weight, bias, num_groups, eps, silu)
+    return norm.group_norm_silu_backward(grad_out.contiguous(), x, weight, bias, mean, rstd, silu)
 
 
 @_group_norm_silu_backward.register_fake
-def _(grad_out, x, weight, bias, num_groups, eps, silu, backend):
+def _(grad_out, x, weight, bias, mean, rstd, num_groups, eps, silu, backend):
     return x.new_empty(x.shape), weight.new_empty(weight.shape), bias.new_empty(bias.shape)
 
 
-def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+def _setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> None:
     x, weight, bias, ctx.num_groups, ctx.eps, ctx.silu, ctx.backend = inputs
-    ctx.save_for_backward(x, weight, bias)
+    _, mean, rstd = output
+    ctx.mark_non_differentiable(mean, rstd)
+    ctx.save_for_backward(x, weight, bias, mean, rstd)
 
 
-def _backward(ctx, grad_out: Tensor):
-    x, weight, bias = ctx.saved_tensors
+def _backward(ctx, grad_out: Tensor, _grad_mean: Tensor, _grad_rstd: Tensor):
     grads = _group_norm_silu_backward(
-        grad_out, x, weight, bias, ctx.num_groups, ctx.eps, ctx.silu, ctx.backend
+        grad_out, *ctx.saved_tensors, ctx.num_groups, ctx.eps, ctx.silu, ctx.backend
     )
     return (*grads, None, None, None, None)
 
@@ -155,4 +174,5 @@ def group_norm_silu(
     chosen = resolve_backend(
         backend, x.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(x)
     )
-    return _group_norm_silu(x, weight.contiguous(), bias.contiguous(), num_groups, eps, silu, chosen)
+    out, _, _ = _group_norm_silu(x, weight.contiguous(), bias.contiguous(), num_groups, eps, silu, chosen)
+    return out

@@ -12,7 +12,7 @@ Forward:
 - torch merges each group's planes with Chan's formula again (B*C*T values, negligible): the mean
   and rstd of each (b, group, t), which the later kernels look up from the plane's index.
 - ``_apply_kernel``: grid (plane, block of H*W): ``(x - mean) * rstd * w + b``, SiLU, one write.
-Backward (statistics recomputed from x, as the other fused ops do):
+Backward (the forward's group statistics passed back in, so x is read twice, not three times):
 - ``_plane_grad_sums_kernel``: per plane A = sum(dy_pre) and Bs = sum(dy_pre * x_hat), where
   dy_pre = dy * silu'(z) with z = x_hat * w + b recomputed.
 - torch: grad_bias = sum of A and grad_weight = sum of Bs over (b, t); per group, with g = dy_pre * w,
@@ -182,8 +182,9 @@ def _group_stats(x: torch.Tensor, num_groups: int, eps: float) -> tuple[torch.Te
 
 def group_norm_silu_forward(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, num_groups: int, eps: float, silu: bool
-) -> torch.Tensor:
-    """``silu(GroupNorm(x) * weight + bias)``, statistics per (b, [t,] group); contiguous x."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(``silu(GroupNorm(x) * weight + bias)``, mean, rstd): statistics per (b, group, t), each
+    (B, G, T) float32, for the backward; contiguous x."""
     batch, channels, frames, hw = _geometry(x)
     mean, rstd = _group_stats(x, num_groups, eps)
     channels_per_group = channels // num_groups
@@ -193,7 +194,7 @@ def group_norm_silu_forward(
         x, out, mean, rstd, weight, bias, channels, frames, channels_per_group, hw,
         SILU=silu, BLOCK=block, num_warps=_APPLY_WARPS,
     )  # fmt: skip
-    return out
+    return out, mean, rstd
 
 
 def group_norm_silu_backward(
@@ -201,15 +202,15 @@ def group_norm_silu_backward(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor,
-    num_groups: int,
-    eps: float,
+    mean: torch.Tensor,
+    rstd: torch.Tensor,
     silu: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(grad_x, grad_weight, grad_bias); statistics recomputed from x; grad_out contiguous."""
+    """(grad_x, grad_weight, grad_bias) from the forward's (B, G, T) statistics; grad_out contiguous."""
     batch, channels, frames, hw = _geometry(x)
     n_planes = batch * channels * frames
+    num_groups = mean.shape[1]
     channels_per_group = channels // num_groups
-    mean, rstd = _group_stats(x, num_groups, eps)
     sums = empty_output((2, n_planes), x, torch.float32)
     _plane_grad_sums_kernel[(n_planes,)](
         x, grad_out, mean, rstd, weight, bias, sums[0], sums[1], channels, frames, channels_per_group, hw,
