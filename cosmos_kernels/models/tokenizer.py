@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -45,7 +44,7 @@ from cosmos_kernels.nn import (
     group_norm,
     haar_levels,
 )
-from cosmos_kernels.nn.tokenizer_layers3d import StreamSequential, StreamState
+from cosmos_kernels.nn.tokenizer_layers3d import StreamSequential, StreamState, fused_group_norm
 
 Tensor = torch.Tensor
 VIDEO, IMAGE = "FACTORIZED", "Default"
@@ -285,7 +284,7 @@ class EncoderFactorized(nn.Module):
         h = self.conv_in(self.patcher3d(x, state), state)
         for level in self.down:
             h = level(h, state)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h, state))), state)
+        return self.conv_out(self.norm_out(self.mid(h, state), silu=True), state)
 
 
 class DecoderFactorized(nn.Module):
@@ -326,7 +325,7 @@ class DecoderFactorized(nn.Module):
         h = self.mid(self.conv_in(z, state), state)
         for level in reversed(self.up):
             h = level(h, state)
-        return self.unpatcher3d(self.conv_out(F.silu(self.norm_out(h)), state), state)
+        return self.unpatcher3d(self.conv_out(self.norm_out(h, silu=True), state), state)
 
 
 class Encoder(nn.Module):
@@ -367,7 +366,7 @@ class Encoder(nn.Module):
         h = self.conv_in(self.patcher(x))
         for level in self.down:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+        return self.conv_out(fused_group_norm(self.norm_out, self.mid(h), silu=True))
 
 
 class Decoder(nn.Module):
@@ -411,7 +410,7 @@ class Decoder(nn.Module):
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
             h = level(h)
-        return self.unpatcher(self.conv_out(F.silu(self.norm_out(h))))
+        return self.unpatcher(self.conv_out(fused_group_norm(self.norm_out, h, silu=True)))
 
 
 class ContinuousTokenizer(nn.Module):
