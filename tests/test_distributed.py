@@ -265,20 +265,22 @@ def check_dit_context_parallel_matches_one_rank(group):
         assert_exact(share, dict(reference.named_parameters())[name].grad, f"grad {name}", dit_atol(name))
 
 
-def check_dit_fsdp_step(mesh, data_rank, data_world):
-    """One FSDP2 SGD step of the DiT (float64, no casts) == one unsharded step on every data rank's batch."""
-    reference = tiny_dit()
+def check_dit_fsdp_step(mesh, data_rank, data_world, dtype=torch.float64):
+    """One FSDP2 SGD step of the DiT (no casts) == one unsharded step on every data rank's batch."""
+    reference = tiny_dit().to(dtype)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
     ref_opt.zero_grad()
-    ref_loss = sum(dit_loss(reference, dit_batch(reference, d)) for d in range(data_world)) / data_world
+    batches = [[t.to(dtype) for t in dit_batch(reference, d)] for d in range(data_world)]
+    ref_loss = sum(dit_loss(reference, batch) for batch in batches) / data_world
     ref_loss.backward()
     ref_opt.step()
 
-    model = distributed.shard_model(tiny_dit(), mesh, param_dtype=None, reduce_dtype=None)
-    train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), dit_batch(model, data_rank))
+    model = distributed.shard_model(tiny_dit().to(dtype), mesh, param_dtype=None, reduce_dtype=None)
+    train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), batches[data_rank])
     for name, param in model.named_parameters():
         expected = dict(reference.named_parameters())[name].detach()
-        assert_exact(param.full_tensor(), expected, f"param {name}", dit_atol(name))
+        atol = dit_atol(name) if dtype == torch.float64 else 1e-5
+        assert_exact(param.full_tensor(), expected, f"param {name} ({dtype})", atol)
 
 
 def check_default_mixed_precision(mesh, rank):
@@ -364,6 +366,10 @@ def dit_workers(rank, world, directory):
         # (data, context) = (2, 2): ranks {0, 1} and {2, 3} each split one batch's sequence.
         mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("data", "context"))
         check_dit_fsdp_step(mesh, rank // (world // 2), 2)
+        # All four ranks on one sequence: the gradient divide factor (1) is not the context size (4).
+        check_default_mixed_precision(
+            init_device_mesh("cpu", (1, world), mesh_dim_names=("data", "context")), 0
+        )
 
 
 def test_tiny_dit_world2_and_its_checkpoint_loads_at_world3(tmp_path):

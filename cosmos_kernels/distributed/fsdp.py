@@ -10,6 +10,7 @@ another (DCP reshards on load).
 import os
 
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -70,6 +71,11 @@ def shard_model(
         )
     if mesh.ndim not in (1, 2):
         raise ValueError(f"{op}: mesh must be 1-D (data) or 2-D (data, context), got {mesh.ndim}-D")
+    if mesh.ndim == 2 and mesh.mesh_dim_names is None:
+        raise ValueError(
+            f"{op}: a 2-D mesh needs dim names, e.g. init_device_mesh(device, (data, context), "
+            'mesh_dim_names=("data", "context"))'
+        )
     _check_dtype(op, "param_dtype", param_dtype)
     _check_dtype(op, "reduce_dtype", reduce_dtype)
     if not isinstance(reshard_after_forward, bool):
@@ -79,11 +85,15 @@ def shard_model(
     if mesh.ndim == 2:
         context_parallel(model, mesh.get_group(1))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+    nccl = dist.get_backend(mesh.get_group(0)) == dist.Backend.NCCL
     for module in [*blocks, model]:
         fully_shard(module, mesh=mesh, reshard_after_forward=reshard_after_forward, mp_policy=policy)
         if mesh.ndim == 2:
             # FSDP divides by every rank of the mesh; the context ranks' gradients are shares to add up.
             module.set_gradient_divide_factor(float(mesh.size(0)))
+            if not nccl:
+                # A divide factor makes FSDP reduce with PREMUL_SUM, which only NCCL has: sum, then divide.
+                module.set_force_sum_reduction_for_comms(True)
     return model
 
 
