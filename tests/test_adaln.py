@@ -152,3 +152,18 @@ def test_modulate_with_per_frame_shift_and_per_batch_scale(device, backend):
     x_hat = torch.nn.functional.layer_norm(x, (24,), eps=1e-6)
     expected = x_hat * (1 + scale[:, None]) + shift.repeat_interleave(2, dim=1)
     torch.testing.assert_close(ops.adaln_modulate(x, shift, scale, backend=backend), expected)
+
+
+def test_gated_residual_adaln_float64_backward_is_float64():
+    """The torch backward keeps float64 input in float64, the gate's gradient included."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(2, 6, 5, generator=gen, dtype=torch.float64) for _ in range(2)]
+    inputs += [torch.randn(2, 5, generator=gen, dtype=torch.float64) for _ in range(3)]
+    ours = [t.clone().requires_grad_() for t in inputs]
+    theirs = [t.clone().requires_grad_() for t in inputs]
+    grads = [torch.randn(2, 6, 5, generator=gen, dtype=torch.float64) for _ in range(2)]
+    torch.autograd.backward(ops.gated_residual_adaln(*ours, backend="torch"), grads)
+    h = theirs[0] + theirs[2][:, None] * theirs[1]
+    torch.autograd.backward((h, reference.adaln_modulate(h, theirs[3], theirs[4], 1e-6)), grads)
+    for name, a, b in zip(("x", "y", "gate", "shift", "scale"), ours, theirs, strict=True):
+        assert_close(a.grad, b.grad, torch.float64, f"grad {name}")

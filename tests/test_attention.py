@@ -370,10 +370,11 @@ def test_nn_attention_masks_context_padding():
 def test_a_fast_backend_says_what_it_cannot_take(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     q = torch.randn(1, 3, 1, 8)
-    with pytest.raises(BackendUnavailableError, match="no triton implementation"):
-        ops.qk_norm_rope(
-            q, q, torch.ones(8), torch.ones(8), torch.ones(3, 4), torch.zeros(3, 4), backend="triton"
-        )
+    tables = torch.ones(3, 4), torch.zeros(3, 4)
+    with pytest.raises(BackendUnavailableError, match="no cuda implementation"):
+        ops.qk_norm_rope(q, q, torch.ones(8), torch.ones(8), *tables, backend="cuda")
+    with pytest.raises(BackendUnavailableError, match="head dims that are multiples of 16"):
+        ops.qk_norm_rope(q, q, torch.ones(8), torch.ones(8), *tables, backend="triton")
     with pytest.raises(BackendUnavailableError, match="head dims that are multiples of 16"):
         ops.attention(q, q, q, backend="triton")
 

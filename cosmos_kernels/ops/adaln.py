@@ -130,10 +130,12 @@ def _gated_residual_adaln_backward(
     if backend != "torch":
         return _kernels(backend).gated_residual_adaln_backward(grad_h, grad_out, h, y, gate, scale, eps)
     grad_h_total, grad_shift, grad_scale = _reference_modulate_vjp(grad_out, h, shift, scale, eps)
-    grad_h_total = grad_h_total.float() + grad_h.float()
+    # float32 math for low-precision inputs, float64 kept for float64 ones.
+    compute = torch.promote_types(h.dtype, torch.float32)
+    grad_h_total = grad_h_total.to(compute) + grad_h.to(compute)
     frames = gate.shape[1]
-    grad_y = grad_h_total * _per_token(gate.float(), y.shape[1])
-    grad_gate = _frame_sum(grad_h_total * y.float(), frames)
+    grad_y = grad_h_total * _per_token(gate.to(compute), y.shape[1])
+    grad_gate = _frame_sum(grad_h_total * y.to(compute), frames)
     return (
         grad_h_total.to(h.dtype),
         grad_y.to(y.dtype),
