@@ -138,7 +138,7 @@ def test_bad_inputs_say_what_would_work():
 
 def test_configs_and_overrides():
     with pytest.raises(
-        ValueError, match=r"unknown tokenizer 'cv9'; known: cv8x8x8, cv4x8x8, ci8x8, tiny-cv8x8x8"
+        ValueError, match=r"unknown tokenizer config 'cv9'; known: cv8x8x8, cv4x8x8, ci8x8, tiny-cv8x8x8"
     ):
         build_tokenizer("cv9")
     with pytest.raises(TypeError, match=r"\['chanels', 'colour'\].*valid keys: .*channels, channels_mult"):

@@ -10,7 +10,7 @@ named configs; parameter names equal Cosmos's, so ``load_cosmos_state_dict`` nee
 """
 
 import functools
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from cosmos_kernels import ops
+from cosmos_kernels.models._checks import named_config
 from cosmos_kernels.nn.dit_layers import (
     SUB_BLOCK_TYPES,
     FinalLayer,
@@ -404,13 +405,7 @@ class GeneralDIT(nn.Module):
 
 def dit_config(name: str, /, **overrides: Any) -> DiTConfig:
     """The named config with some arguments replaced (Cosmos's GeneralDIT argument names)."""
-    if name not in DIT_CONFIGS:
-        raise ValueError(f"unknown DiT config {name!r}; known: {', '.join(DIT_CONFIGS)}")
-    valid = [f.name for f in fields(DiTConfig)]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise TypeError(f"unknown DiT config argument(s) {unknown}; valid: {', '.join(valid)}")
-    return replace(DIT_CONFIGS[name], **overrides)
+    return named_config("DiT", DIT_CONFIGS, name, overrides)
 
 
 def build_dit(name: str, /, **overrides: Any) -> GeneralDIT:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cosmos_kernels.models._checks import check_state_dict
 from cosmos_kernels.models.dit import GeneralDIT
 
 Tensor = torch.Tensor
@@ -29,25 +30,9 @@ class LoadedDiTState:
     loaded_logvar: bool
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(repr(k) for k in keys[:5])
-    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-
 def _load_exactly(module: nn.Module, given: dict[str, Tensor], prefix: str) -> None:
     ours = module.state_dict()
-    unexpected = [prefix + k for k in given if k not in ours]
-    if unexpected:
-        raise ValueError(f"unexpected key {unexpected[0]!r} in the state dict (all: {_listed(unexpected)})")
-    missing = [prefix + k for k in ours if k not in given]
-    if missing:
-        raise ValueError(f"missing key {missing[0]!r} in the state dict (all: {_listed(missing)})")
-    for key, value in given.items():
-        if value.shape != ours[key].shape:
-            raise ValueError(
-                f"shape mismatch for {prefix + key!r}: state dict {tuple(value.shape)}, "
-                f"model {tuple(ours[key].shape)}"
-            )
+    check_state_dict(ours, given, required=ours, prefix=prefix)
     # assign=True so that a model built on the meta device takes the tensors as they are.
     on_meta = any(t.is_meta for t in ours.values())
     module.load_state_dict(given, strict=True, assign=on_meta)

@@ -17,13 +17,14 @@ can split large frames into overlapping spatial tiles blended with linear ramps 
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cosmos_kernels.models._checks import named_config
 from cosmos_kernels.nn import (
     AttnBlock,
     CausalAttnBlock,
@@ -690,13 +691,7 @@ TOKENIZER_CONFIGS: dict[str, TokenizerConfig] = {
 
 def tokenizer_config(name: str, /, **overrides: Any) -> TokenizerConfig:
     """The named config with some keys replaced (Cosmos config key names, see :class:`TokenizerConfig`)."""
-    if name not in TOKENIZER_CONFIGS:
-        raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(TOKENIZER_CONFIGS)}")
-    valid = [f.name for f in fields(TokenizerConfig)]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise TypeError(f"unknown tokenizer config key(s) {unknown}; valid keys: {', '.join(valid)}")
-    return replace(TOKENIZER_CONFIGS[name], **overrides)
+    return named_config("tokenizer", TOKENIZER_CONFIGS, name, overrides)
 
 
 def build_tokenizer(name: str, /, **overrides: Any) -> ContinuousTokenizer:

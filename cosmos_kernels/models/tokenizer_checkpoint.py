@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cosmos_kernels.models._checks import check_state_dict
 from cosmos_kernels.models.tokenizer import ContinuousTokenizer
 from cosmos_kernels.nn import CausalHybridDownsample3d, CausalHybridUpsample3d
 
@@ -59,11 +60,6 @@ def _check_haar_buffer(key: str, value: Tensor, patch_size: int) -> None:
         )
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(repr(k) for k in keys[:5])
-    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-
 def load_cosmos_tokenizer_state_dict(
     model: ContinuousTokenizer, state_dict: Mapping[str, Tensor]
 ) -> LoadedTokenizerState:
@@ -86,9 +82,7 @@ def load_cosmos_tokenizer_state_dict(
         else:
             given[key] = value
 
-    unexpected = [k for k in given if k not in ours]
-    if unexpected:
-        raise ValueError(f"unexpected key {unexpected[0]!r} in the state dict (all: {_listed(unexpected)})")
+    check_state_dict(ours, given, required=())
     present = {half: any(k.startswith(prefixes) for k in given) for half, prefixes in HALVES.items()}
     if not any(present.values()):
         raise ValueError(
@@ -97,13 +91,6 @@ def load_cosmos_tokenizer_state_dict(
         )
     prefixes = tuple(p for half, ps in HALVES.items() if present[half] for p in ps)
     inert = inert_parameter_names(model)
-    missing = [k for k in ours if k.startswith(prefixes) and k not in given and k not in inert]
-    if missing:
-        raise ValueError(f"missing key {missing[0]!r} in the state dict (all: {_listed(missing)})")
-    for key, value in given.items():
-        if value.shape != ours[key].shape:
-            raise ValueError(
-                f"shape mismatch for {key!r}: state dict {tuple(value.shape)}, model {tuple(ours[key].shape)}"
-            )
+    check_state_dict(ours, given, required=[k for k in ours if k.startswith(prefixes) and k not in inert])
     model.load_state_dict(given, strict=False)
     return LoadedTokenizerState(present["encoder"], present["decoder"], tuple(skipped))
