@@ -243,19 +243,21 @@ def train_step(model, optimizer, batch):
 
 
 def check_dit_context_parallel_matches_one_rank(group):
-    """Same output on every rank as on one; parameter gradients summed over the group == one rank's."""
-    reference, model = tiny_dit(), tiny_dit()
+    """Same output on every rank as on one; parameter gradients summed over the group == one rank's;
+    with ring and with Ulysses attention."""
+    reference = tiny_dit()
     batch = dit_batch(reference, 0)
     out_ref = reference(*batch, fps=24.0)
     out_ref.square().mean().backward()
-    distributed.context_parallel(model, group)
-    out = model(*batch, fps=24.0)
-    assert_exact(out, out_ref.detach(), "context-parallel DiT output")
-    out.square().mean().backward()
-    for name, param in model.named_parameters():
-        share = param.grad.clone()
-        dist.all_reduce(share, group=group)
-        assert_exact(share, dict(reference.named_parameters())[name].grad, f"grad {name}")
+    for attention in ("ring", "ulysses"):
+        model = distributed.context_parallel(tiny_dit(), group, attention=attention)
+        out = model(*batch, fps=24.0)
+        assert_exact(out, out_ref.detach(), f"context-parallel DiT output ({attention})")
+        out.square().mean().backward()
+        for name, param in model.named_parameters():
+            share = param.grad.clone()
+            dist.all_reduce(share, group=group)
+            assert_exact(share, dict(reference.named_parameters())[name].grad, f"grad {name} ({attention})")
 
 
 def check_dit_fsdp_step(mesh, data_rank, data_world, dtype=torch.float64):
@@ -387,6 +389,8 @@ def test_bad_input_without_a_process_group():
     expect_error(lambda: distributed.gather_sequence(q, None), ["group", "init_process_group"])
     expect_error(lambda: distributed.shard_sequence(q, None), ["group", "init_process_group"])
     expect_error(lambda: distributed.context_parallel(nn.Linear(2, 2), None), ["cp_group"], TypeError)
+    model = build_dit("tiny")
+    expect_error(lambda: distributed.context_parallel(model, None, attention="x"), ["ulysses"], ValueError)
     expect_error(lambda: distributed.shard_model(build_dit("tiny"), "cpu"), ["mesh", "DeviceMesh"], TypeError)
     expect_error(lambda: distributed.shard_model(nn.Linear(2, 2), None), ["model.blocks"], TypeError)
 

@@ -4,6 +4,7 @@ Each rank of a context-parallel group holds one contiguous shard of the sequence
 Shards may differ in length (``torch.tensor_split`` over the world size, or sizes the caller gives).
 """
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -11,6 +12,8 @@ import torch.distributed as dist
 from torch import nn
 
 from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_group, local_error
+from cosmos_kernels.distributed.ring_attention import ring_attention
+from cosmos_kernels.distributed.ulysses import ulysses_attention
 
 Tensor = torch.Tensor
 # gather_sequence exchanges the shapes of tensors of up to this many dims in one fixed-size message.
@@ -139,24 +142,36 @@ def _dtype_name(code: int) -> str:
     return str(_DTYPES[code]) if code < len(_DTYPES) else "another dtype"
 
 
-def context_parallel(model: nn.Module, cp_group: ProcessGroup | None) -> nn.Module:
+CP_ATTENTION = {"ring": ring_attention, "ulysses": ulysses_attention}
+
+
+def context_parallel(
+    model: nn.Module, cp_group: ProcessGroup | None, *, attention: str = "ring"
+) -> nn.Module:
     """Make ``model`` split its token sequence over ``cp_group`` (None: run unsplit); returns model.
 
-    The model must support it by having a ``cp_group`` attribute (the DiT of ``models.dit`` does):
-    with a group set, it shards its tokens with :func:`shard_sequence`, runs self-attention through
-    :func:`ring_attention` and gathers the result with :func:`gather_sequence`. Every rank of the group
+    The model must support it by having ``cp_group`` and ``cp_attention`` attributes (the DiT of
+    ``models.dit`` does): with a group set, it shards its tokens with :func:`shard_sequence`, runs
+    self-attention through ``cp_attention`` and gathers the result with :func:`gather_sequence`.
+    ``attention`` picks :func:`ring_attention` (any number of ranks) or :func:`ulysses_attention` (heads
+    divisible by the ranks; faster within a node, see docs/DISTRIBUTED.md). Every rank of the group
     must run the model on the same input. Parameter gradients are then each rank's share: sum them over
     the group (``shard_model`` on a 2-D mesh does) to get the gradient of the unsplit model.
     """
     op = "context_parallel"
     if not isinstance(model, nn.Module):
         raise TypeError(f"{op}: model must be a torch.nn.Module, got {type(model).__name__}")
-    if not hasattr(model, "cp_group"):
+    if not (hasattr(model, "cp_group") and hasattr(model, "cp_attention")):
         raise TypeError(
-            f"{op}: model must support context parallelism (have a cp_group attribute, as models.dit.DiT "
-            f"does), got a {type(model).__name__}"
+            f"{op}: model must support context parallelism (have cp_group and cp_attention attributes, as "
+            f"models.dit.GeneralDIT does), got a {type(model).__name__}"
         )
+    if attention not in CP_ATTENTION:
+        raise ValueError(f"{op}: attention must be one of {', '.join(CP_ATTENTION)}, got {attention!r}")
     if cp_group is not None:
         cp_group = check_group(op, cp_group)
     model.cp_group = cp_group
+    model.cp_attention = (
+        None if cp_group is None else functools.partial(CP_ATTENTION[attention], group=cp_group)
+    )
     return model

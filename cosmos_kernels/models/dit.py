@@ -9,7 +9,7 @@ text embeddings and an MLP; the final layer maps tokens back to patches. ``build
 named configs; parameter names equal Cosmos's, so ``load_cosmos_state_dict`` needs no renaming.
 """
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -168,15 +168,17 @@ class GeneralDIT(nn.Module):
     """Cosmos-1.0's diffusion network (what Cosmos calls ``net``); see the module docstring.
 
     ``cp_group``: when set (by ``cosmos_kernels.distributed.context_parallel``), the token sequence
-    is split across the process group, self-attention runs as ring attention and the output is
-    gathered, so every rank returns the whole result.
+    is split across the process group, self-attention runs as ring (or Ulysses) attention,
+    ``cp_attention``, and the output is gathered, so every rank returns the whole result.
     """
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
         self.config = c = config
         lora = c.adaln_lora_dim if c.use_adaln_lora else None
+        # Set by cosmos_kernels.distributed.context_parallel: the group and its self-attention.
         self.cp_group: Any = None
+        self.cp_attention: Callable[..., Tensor] | None = None
         self.x_embedder = PatchEmbed(
             c.patch_spatial, c.patch_temporal, c.in_channels + int(c.concat_padding_mask), c.model_channels
         )
@@ -381,7 +383,7 @@ class GeneralDIT(nn.Module):
             rope_sin = distributed.shard_sequence(rope_sin, self.cp_group, dim=0)
             if pos_emb is not None:
                 pos_emb = distributed.shard_sequence(pos_emb, self.cp_group, dim=1)
-            attention_fn = functools.partial(distributed.ring_attention, group=self.cp_group)
+            attention_fn = self.cp_attention
 
         for block in self.blocks.values():
             tokens = block(
