@@ -23,6 +23,7 @@ from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reaso
 from cosmos_kernels.models import (
     DIT_CONFIGS,
     ContinuousTokenizer,
+    GeneralDIT,
     build_dit,
     build_tokenizer,
     load_cosmos_state_dict,
@@ -402,10 +403,27 @@ cmd_tokenize = _reporting_errors(_tokenize)
 cmd_detokenize = _reporting_errors(_detokenize)
 
 
-def _world_model(args: argparse.Namespace, console: Console) -> torch.nn.Module:
+# The Text2World / Video2World models whose trained weights ship with the package (models.tiny_world).
+SHIPPED_WORLD_MODELS = {"tiny": "text2world", "tiny-video2world": "video2world"}
+
+
+def _world_model(
+    args: argparse.Namespace, console: Console
+) -> tuple[GeneralDIT, tuple[ContinuousTokenizer, torch.Tensor, torch.Tensor] | None]:
+    """The network, and for the shipped tiny models (no --checkpoint) their tokenizer and latent
+    mean and std."""
     if args.model not in DIT_CONFIGS:
         raise CliError(f"unknown world model {args.model!r}; known: {', '.join(DIT_CONFIGS)}")
     device, dtype = _device_dtype(args)
+    if args.checkpoint is None and args.model in SHIPPED_WORLD_MODELS:
+        from cosmos_kernels.models.tiny_world import load_tiny_world, tiny_world_dir
+
+        net, tokenizer, mean, std = load_tiny_world(SHIPPED_WORLD_MODELS[args.model], device)
+        console.print(
+            f"{args.model}: the shipped weights in {tiny_world_dir()} (trained on the synthetic physics "
+            "clips by scripts/train_tiny_world_model.py)"
+        )
+        return net.to(device, dtype).eval(), (tokenizer.to(device, dtype), mean, std)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
         net = build_dit(args.model)
@@ -421,7 +439,7 @@ def _world_model(args: argparse.Namespace, console: Console) -> torch.nn.Module:
             net, _checkpoint_state_dict(path / "model.pt" if path.is_dir() else path, "model")
         )
         console.print(f"{args.model}: weights from {args.checkpoint}")
-    return net.to(device, dtype).eval()
+    return net.to(device, dtype).eval(), None
 
 
 def _generate(args: argparse.Namespace, console: Console) -> int:
@@ -433,22 +451,38 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         Video2WorldPipeline,
     )
 
-    net = _world_model(args, console)
+    net, shipped = _world_model(args, console)
     video2world = net.config.video_extend
     if video2world != (args.input_video is not None):
         raise CliError(
             "Video2World models (*-video2world) take --input-video, Text2World models do not; "
             f"{args.model} is {'a Video2World' if video2world else 'a Text2World'} model"
         )
-    tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
-    tokenizer = _tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
-    if args.t5 is None:
+    stats = {}
+    size, guidance = 64, 7.0
+    if shipped is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
+        from cosmos_kernels.models.tiny_world import tiny_world_manifest
+
+        tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
+        manifest = tiny_world_manifest()
+        size, guidance = manifest["size"], manifest["guidance"]
+    else:
+        tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
+        tokenizer = _tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
+    if args.t5 is not None:
+        text_encoder = T5TextEncoder(args.t5, device=_device_dtype(args)[0])
+    elif shipped is not None:
+        from cosmos_kernels.models.tiny_world import tiny_world_text_encoder
+
+        text_encoder = tiny_world_text_encoder()  # as trained: the hash stand-in, shorter padding
+    else:
         console.print("No --t5: prompts are embedded by the deterministic stand-in (HashTextEncoder).")
         text_encoder = HashTextEncoder()
-    else:
-        text_encoder = T5TextEncoder(args.t5, device=_device_dtype(args)[0])
     options = SamplingOptions(
-        num_steps=args.steps, guidance=args.guidance, sampler=args.sampler, fps=float(args.fps)
+        num_steps=args.steps,
+        guidance=guidance if args.guidance is None else args.guidance,
+        sampler=args.sampler,
+        fps=float(args.fps),
     )
     common = {
         "negative_prompt": args.negative_prompt,
@@ -465,11 +499,13 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
                 f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
             )
         given = to_model(frames[: args.input_frames])
-        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer)
+        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, **stats)
         result = pipeline(args.prompt, given.to(pipeline.device), num_frames=args.frames, **common)
     else:
-        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer)
-        result = pipeline(args.prompt, num_frames=args.frames, height=args.height, width=args.width, **common)
+        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, **stats)
+        height = size if args.height is None else args.height
+        width = size if args.width is None else args.width
+        result = pipeline(args.prompt, num_frames=args.frames, height=height, width=width, **common)
     return _write_generated(result.video, args, console)
 
 
@@ -491,6 +527,19 @@ def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Con
         out = out.with_suffix(".npy")
         np.save(out, frames.numpy())
     console.print(f"{tuple(frames.shape[:3])} frames x H x W written to {out}")
+    from cosmos_kernels.pipelines.evaluation import write_contact_sheet
+
+    sheet = Path(args.out).with_suffix(".png") if args.contact_sheet is None else Path(args.contact_sheet)
+    # Frames enlarged to at least 96 pixels high, so that a 32-pixel video's sheet is readable.
+    scale = max(1, math.ceil(96 / video.shape[3]))
+    try:
+        write_contact_sheet([video[0]], sheet, scale=scale)
+    except ImportError as error:
+        if args.contact_sheet is not None:
+            raise CliError(f"--contact-sheet {args.contact_sheet}: {error}") from error
+        console.print(f"[yellow]No contact sheet: {error}[/]")
+    else:
+        console.print(f"contact sheet of the {video.shape[2]} frames written to {sheet}")
     return 0
 
 
@@ -554,7 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--model", default="tiny", help=f"one of {', '.join(DIT_CONFIGS)}")
     generate.add_argument(
-        "--checkpoint", default=None, metavar="PATH", help="Cosmos model.pt or a .safetensors state dict"
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="Cosmos model.pt or a .safetensors state dict (default for tiny, tiny-video2world: the "
+        "shipped weights, with their tokenizer)",
     )
     generate.add_argument(
         "--tokenizer", default=None, help="default: tiny-cv8x8x8 for tiny models, else cv8x8x8"
@@ -572,14 +625,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-frames", type=int, choices=(1, 9), default=1, help="Video2World: frames given"
     )
     generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
-    generate.add_argument("--height", type=int, default=64, help="Text2World height in pixels (Cosmos: 704)")
-    generate.add_argument("--width", type=int, default=64, help="Text2World width in pixels (Cosmos: 1280)")
+    generate.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="Text2World height in pixels (default: the shipped tiny model's 32, else 64; Cosmos: 704)",
+    )
+    generate.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="Text2World width in pixels (default: the shipped tiny model's 32, else 64; Cosmos: 1280)",
+    )
     generate.add_argument("--fps", type=int, default=24)
     generate.add_argument("--steps", type=int, default=35, help="sampling steps (Cosmos: 35)")
-    generate.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance (Cosmos: 7)")
+    generate.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance (default: the shipped tiny model's, else Cosmos's 7)",
+    )
     generate.add_argument("--sampler", choices=("euler", "heun", "multistep"), default="euler")
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--out", default="generated.mp4", help="video file to write (.npy without PyAV)")
+    generate.add_argument(
+        "--contact-sheet",
+        default=None,
+        metavar="PATH",
+        help="PNG grid of the frames to write (default: --out with .png; needs Pillow)",
+    )
     generate.add_argument("--device", default=None, help="default: cuda when present, else cpu")
     generate.add_argument(
         "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"

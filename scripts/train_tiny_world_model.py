@@ -1,31 +1,192 @@
-"""Train a tiny world model end to end on CPU, in minutes: tokenizer, latent statistics, DiT, a sample.
+"""Train the tiny world model shipped in ``cosmos_kernels/assets/tiny_world/``, on CPU, and measure it.
 
-1. trains the tiny CV8x8x8 tokenizer on moving shapes (``models.tokenizer_training``) and saves it;
-2. measures its latents' per-channel mean and std on physics clips, saved as Cosmos's ``mean_std.pt``;
-3. trains the tiny DiT with ``training.train`` on the synthetic physics clips (``training.tiny_config``:
-   9 frames at 32 px, then 17 frames at 48 px, a quarter of the batches images), captions through the
-   deterministic hash text encoder, and plots the loss curve;
-4. samples a 17-frame 48x48 clip for a caption with the EMA weights (Text2World, Euler, CFG 7).
+1. tokenizer: the tiny CV8x8x8 tokenizer, widened (channels 32, channels_mult (1, 2, 2), one res block
+   per level: 1.6M parameters), trained on 9-frame 32x32 physics clips, fresh clips every step, under
+   L1 + MSE with the pixels that differ from the background weighted 1 + BALL_WEIGHT (the balls cover a
+   few percent of the frame; unweighted, the network learns the background and drops them);
+2. latents: encodes a pool of 17-frame 32x32 training clips once (3 latent frames of 4x4) and saves
+   their per-channel mean and std (Cosmos's ``mean_std.pt`` statistics);
+3. dit: trains the Video2World DiT with ``training.train`` on those latents (``tokenizer=None`` and a
+   dataset of precomputed latents: the frozen tokenizer would otherwise re-encode every batch), with
+   0, 1 or 2 given latent frames, so that the same network is also the Text2World one (0 given:
+   ``models.tiny_world``);
+4. ship: copies the tokenizer, the DiT's EMA weights and the statistics into OUTPUT_DIR/tiny_world
+   (``--install`` also into the package's assets), measures Video2World against the repeat-last-frame
+   and linear-extrapolation baselines and Text2World's color/count share on held-out seeds
+   (``pipelines.evaluation``), writes the figures to tiny_world.json and a contact sheet.
 
-    python scripts/train_tiny_world_model.py --output-dir runs/tiny --steps 400
+    python scripts/train_tiny_world_model.py --output-dir runs/tiny_world --install
 
-Everything goes to OUTPUT_DIR: tokenizer.safetensors, mean_std.pt, train_log.jsonl, loss.png,
-checkpoints/, sample.mp4 (sample.pt without PyAV).
+Each phase reuses its output when present (delete the file to redo it); the DiT resumes from its
+latest checkpoint. Timing and figures of the shipped run are in the README.
 """
 
 import argparse
 import dataclasses
+import json
+import math
+import shutil
+import time
 from pathlib import Path
 
 import safetensors.torch
 import torch
+import torch.nn.functional as F
 
-from cosmos_kernels import video_io
-from cosmos_kernels.data import physics_batch
+from cosmos_kernels.data import physics_clip
 from cosmos_kernels.models import build_dit, build_tokenizer
-from cosmos_kernels.models.tokenizer_training import train_tokenizer
-from cosmos_kernels.pipelines import HashTextEncoder, SamplingOptions, Text2WorldPipeline
-from cosmos_kernels.training import plot_losses, tiny_config, train
+from cosmos_kernels.models.tiny_world import (
+    DIT_FILE,
+    MANIFEST_FILE,
+    STATS_FILE,
+    TOKENIZER_FILE,
+    load_tiny_world,
+    tiny_world_dir,
+    tiny_world_text_encoder,
+)
+from cosmos_kernels.pipelines import (
+    HashTextEncoder,
+    SamplingOptions,
+    Text2WorldPipeline,
+    Video2WorldPipeline,
+)
+from cosmos_kernels.pipelines.evaluation import (
+    evaluate_video2world,
+    text2world_share,
+    write_contact_sheet,
+)
+from cosmos_kernels.training import DataConfig, Stage, TrainConfig, train
+
+SIZE = 32  # frames are SIZE x SIZE: latents 4x4 per latent frame, 2x2 DiT tokens
+TOKENIZER = "tiny-cv8x8x8"
+TOKENIZER_OVERRIDES = {"channels": 32, "channels_mult": [1, 2, 2], "num_res_blocks": 1}
+DIT_OVERRIDES = {"model_channels": 128, "num_blocks": 4, "num_heads": 4, "max_img_h": 8, "max_img_w": 8}
+TEXT_TOKENS = 24  # HashTextEncoder length: the longest caption has 16 words
+# (steps, peak lr, weight of the ball pixels): positions come first, colors need the second phase.
+TOKENIZER_PHASES = ((1500, 1e-3, 8.0), (2000, 5e-4, 16.0))
+AUX_WEIGHT = 1.0
+TRAIN_SEED = 0  # DiT training clips: physics_clip(17, SIZE, SIZE, [TRAIN_SEED, i])
+EVAL_SEEDS = range(10_000, 10_032)  # held out: clips physics_clip(..., [seed, 1])
+
+
+def _tokenizer_batch(step: int, clips: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips ``physics_clip(frames, SIZE, SIZE, [step, i])`` and masks of their non-background pixels."""
+    videos, masks = [], []
+    for i in range(clips):
+        video, _, scene = physics_clip(frames, SIZE, SIZE, [step, i])
+        background = torch.from_numpy(scene.background)[:, None]
+        videos.append(video)
+        masks.append(((video - background).abs().sum(0, keepdim=True) > 0.05).float())
+    return torch.stack(videos), torch.stack(masks)
+
+
+def _pooled_target(video: torch.Tensor) -> torch.Tensor:
+    """(B, 12, 2, 4, 4) targets for the first 12 latent channels of 9-frame clips: frame 0 averaged
+    over 8x8 pixels (4 copies) for latent frame 0, frames 2, 4, 6, 8 averaged for latent frame 1.
+
+    Without it the encoder's output hardly depends on its input at first (dark, similar frames), the
+    decoder learns the average clip, and the latents stay uninformative ("collapse"); tying part of
+    the latents to the pooled pixels keeps them informative until the decoder learns to use them.
+    """
+    pooled = F.avg_pool3d(video, (1, 8, 8))
+    first = pooled[:, :, [0]].repeat(1, 4, 1, 1, 1)
+    rest = torch.cat([pooled[:, :, [k]] for k in (2, 4, 6, 8)], dim=1)
+    return torch.cat([first, rest], dim=2)
+
+
+def train_tokenizer(path: Path, phases: tuple[tuple[int, float, float], ...]) -> None:
+    """Train the tokenizer in ``phases`` of (steps, peak lr, ball weight), each with a fresh AdamW,
+    50 warmup steps and a cosine decay to a tenth of the peak; step k of the whole run sees the 16
+    clips ``physics_clip(9, SIZE, SIZE, [k, i])``."""
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(TOKENIZER, **TOKENIZER_OVERRIDES)
+    start, offset = time.time(), 0
+    for steps, lr, ball_weight in phases:
+        optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=lr, weight_decay=0.0)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda s, steps=steps: (
+                min(1.0, (s + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * s / steps)))
+            ),
+        )
+        for step in range(steps):
+            video, mask = _tokenizer_batch(offset + step, 16, 9)
+            latents = tokenizer.encode(video)
+            out = tokenizer.decode(latents)
+            weight = 1 + ball_weight * mask
+            loss = ((out - video).abs() * weight).mean() + ((out - video) ** 2 * weight).mean()
+            loss = loss + AUX_WEIGHT * F.mse_loss(latents[:, :12], _pooled_target(video))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            if step % 100 == 0 or step == steps - 1:
+                print(
+                    f"tokenizer step {offset + step}: loss {loss.item():.4f} ({time.time() - start:.0f} s)",
+                    flush=True,
+                )
+        offset += steps
+    safetensors.torch.save_file(tokenizer.state_dict(), path)
+
+
+def load_tokenizer(path: Path) -> torch.nn.Module:
+    tokenizer = build_tokenizer(TOKENIZER, **TOKENIZER_OVERRIDES)
+    tokenizer.load_state_dict(safetensors.torch.load_file(path))
+    return tokenizer.eval()
+
+
+def encode_pool(tokenizer: torch.nn.Module, path: Path, clips: int) -> None:
+    latents, captions = [], []
+    with torch.no_grad():
+        for start in range(0, clips, 32):
+            part = [
+                physics_clip(17, SIZE, SIZE, [TRAIN_SEED, i]) for i in range(start, min(start + 32, clips))
+            ]
+            latents.append(tokenizer.encode(torch.stack([video for video, _, _ in part])))
+            captions += [text for _, text, _ in part]
+    latents = torch.cat(latents)
+    mean, std = latents.mean(dim=(0, 2, 3, 4)), latents.std(dim=(0, 2, 3, 4))
+    torch.save({"latents": latents, "captions": captions, "mean": mean, "std": std}, path)
+
+
+class LatentClips(torch.utils.data.Dataset):
+    """Precomputed training latents as the trainer's samples (one bucket: 17 frames at SIZE)."""
+
+    def __init__(self, latents: torch.Tensor, captions: list[str]) -> None:
+        self.latents, self.captions = latents, captions
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def bucket_key(self, index: int) -> tuple[str, int]:
+        return "1,1", 17
+
+    def __getitem__(self, index: int) -> dict:
+        return {
+            "latent": self.latents[index],
+            "caption": self.captions[index],
+            "padding_mask": torch.zeros(1, SIZE, SIZE),
+            "fps": 24.0,
+        }
+
+
+def dit_config(steps: int, lr: float, batch: int, stats: Path) -> TrainConfig:
+    return TrainConfig(
+        stages=(Stage(resolution=SIZE, frames=17, steps=steps, lr=lr, batch_size=batch, warmup_steps=100),),
+        model="tiny-video2world",
+        model_overrides=DIT_OVERRIDES,
+        tokenizer=None,
+        latent_stats={"video": str(stats)},
+        data=DataConfig(source="physics", length=1),
+        weight_decay=0.0,
+        precision="fp32",  # bfloat16 autocast is slower than float32 on most CPUs
+        video2world=True,
+        min_condition_frames=0,
+        max_condition_frames=2,
+        condition_dropout=0.1,
+        checkpoint_every=500,
+    )
 
 
 def main() -> None:
@@ -33,47 +194,114 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output-dir", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=400, help="DiT steps over both stages")
-    parser.add_argument("--tokenizer-steps", type=int, default=300)
-    parser.add_argument("--sample-steps", type=int, default=35, help="sampler steps")
-    parser.add_argument("--prompt", default="a red ball bounces to the right")
+    parser.add_argument("--clips", type=int, default=4096, help="DiT training clips")
+    parser.add_argument("--steps", type=int, default=2000, help="DiT steps")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance to ship")
+    parser.add_argument("--install", action="store_true", help="also copy the result into the package")
     args = parser.parse_args()
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
+    # One thread: on a shared 2-core machine two OpenMP threads wait on each other and run 10-100x
+    # slower whenever another process holds a core; one thread is steady (0.25 s per tokenizer step).
+    torch.set_num_threads(1)
+    timings = {}
 
-    tokenizer = build_tokenizer("tiny-cv8x8x8")
-    losses = train_tokenizer(tokenizer, args.tokenizer_steps, frames=9, size=(32, 32))
-    print(f"tokenizer: L1 + MSE {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} steps")
-    safetensors.torch.save_file(tokenizer.state_dict(), out / "tokenizer.safetensors")
+    tokenizer_path = out / TOKENIZER_FILE
+    if not tokenizer_path.exists():
+        start = time.time()
+        train_tokenizer(tokenizer_path, TOKENIZER_PHASES)
+        timings["tokenizer_s"] = round(time.time() - start)
+    tokenizer = load_tokenizer(tokenizer_path)
 
-    with torch.no_grad():
-        video, _ = physics_batch(16, 17, 48, 48, seed=1)
-        latents = tokenizer.encode(video)
-    mean, std = latents.mean(dim=(0, 2, 3, 4)), latents.std(dim=(0, 2, 3, 4))
-    torch.save((mean, std), out / "mean_std.pt")
+    pool_path, stats_path = out / "latents.pt", out / "mean_std.pt"
+    if not pool_path.exists():
+        encode_pool(tokenizer, pool_path, args.clips)
+    pool = torch.load(pool_path)
+    torch.save((pool["mean"], pool["std"]), stats_path)
 
-    stats = str(out / "mean_std.pt")
-    config = dataclasses.replace(
-        tiny_config(args.steps),
-        tokenizer_checkpoint=str(out / "tokenizer.safetensors"),
-        latent_stats={"video": stats, "image": stats},
-    )
-    text = HashTextEncoder()
-    result = train(config, text, output_dir=out, resume="latest")
-    print(f"DiT: trained to step {result.step}; loss curve {plot_losses(result.log_path, out / 'loss.png')}")
+    config = dit_config(args.steps, args.lr, args.batch, stats_path)
+    clips = LatentClips(pool["latents"], pool["captions"])
+    start = time.time()
+    text = HashTextEncoder(max_length=TEXT_TOKENS)
+    result = train(config, text, output_dir=out, resume="latest", datasets=lambda s, d: clips)
+    timings["dit_s"] = round(time.time() - start)
+    print(f"DiT: trained to step {result.step}")
 
     net = build_dit(config.model, **config.model_overrides)
     result.ema.copy_to(net)
-    pipeline = Text2WorldPipeline(net.eval(), text, tokenizer.eval(), latent_mean=mean, latent_std=std)
-    options = SamplingOptions(num_steps=args.sample_steps)
-    sample = pipeline(args.prompt, num_frames=17, height=48, width=48, options=options, seed=1)
-    try:
-        video_io.write_video(out / "sample.mp4", video_io.from_model(sample.video), fps=24)
-        print(f"sample: {out / 'sample.mp4'} ({args.prompt!r})")
-    except ImportError:
-        torch.save(sample.video, out / "sample.pt")
-        print(f"sample: {out / 'sample.pt'} (no PyAV to write an mp4)")
+    ship = out / "tiny_world"
+    ship.mkdir(exist_ok=True)
+    # float16 halves the files; the figures below are measured with the rounded weights.
+    half = {k: v.half().contiguous() for k, v in tokenizer.state_dict().items()}
+    safetensors.torch.save_file(half, ship / TOKENIZER_FILE)
+    half = {k: v.half().contiguous() for k, v in net.state_dict().items()}
+    safetensors.torch.save_file(half, ship / DIT_FILE)
+    safetensors.torch.save_file({"mean": pool["mean"], "std": pool["std"]}, ship / STATS_FILE)
+    manifest = {
+        "tokenizer": TOKENIZER,
+        "tokenizer_overrides": TOKENIZER_OVERRIDES,
+        "dit_overrides": DIT_OVERRIDES,
+        "text_tokens": TEXT_TOKENS,
+        "size": SIZE,
+        "num_frames": 17,
+        "guidance": args.guidance,
+        "training": {
+            "tokenizer_phases": TOKENIZER_PHASES,
+            "dit_steps": args.steps,
+            "dit_batch": args.batch,
+            "clips": args.clips,
+            **timings,
+        },
+    }
+    (ship / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    figures = measure(ship, args.guidance)
+    manifest["figures"] = figures
+    (ship / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    if args.install:
+        shutil.copytree(ship, tiny_world_dir(), dirs_exist_ok=True)
+        print(f"installed into {tiny_world_dir()}")
+
+
+def measure(ship: Path, guidance: float) -> dict:
+    """Figures of the model in ``ship`` on the held-out EVAL_SEEDS, and the README's contact sheet."""
+    v2w = load_tiny_world("video2world", directory=ship)
+    t2w = load_tiny_world("text2world", directory=ship)
+    text = tiny_world_text_encoder(ship)
+    options = SamplingOptions(num_steps=15, guidance=guidance)
+    net, tok, mean, std = v2w
+    v2w_pipeline = Video2WorldPipeline(net, text, tok, latent_mean=mean, latent_std=std)
+    scores = evaluate_video2world(v2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=options)
+    net, tok, mean, std = t2w
+    t2w_pipeline = Text2WorldPipeline(net, text, tok, latent_mean=mean, latent_std=std)
+    exact, colors = text2world_share(t2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=options)
+    figures = {
+        "video2world": dataclasses.asdict(scores),
+        "text2world_exact_share": exact,
+        "text2world_color_share": colors,
+        "eval_seeds": [EVAL_SEEDS.start, EVAL_SEEDS.stop],
+        "sampler_steps": 15,
+    }
+    _contact_sheet(v2w_pipeline, t2w_pipeline, ship / "contact_sheet.png", options)
+    return figures
+
+
+def _contact_sheet(
+    v2w: Video2WorldPipeline, t2w: Text2WorldPipeline, path: Path, options: SamplingOptions
+) -> None:
+    """Three held-out clips (true 17 frames, then Video2World from their first 9) and three
+    Text2World samples from held-out captions, one row each."""
+    clips = [physics_clip(17, SIZE, SIZE, [seed, 1]) for seed in list(EVAL_SEEDS)[:3]]
+    videos = torch.stack([video for video, _, _ in clips])
+    captions = [text for _, text, _ in clips]
+    predicted = v2w(captions, videos[:, :, :9], num_frames=17, options=options, seed=1).video
+    rows = [row for pair in zip(videos, predicted, strict=True) for row in pair]
+    prompts = [physics_clip(17, SIZE, SIZE, [seed, 1])[1] for seed in list(EVAL_SEEDS)[3:6]]
+    rows += list(t2w(prompts, num_frames=17, height=SIZE, width=SIZE, options=options, seed=1).video)
+    write_contact_sheet(rows, path, scale=3)
+    print(f"contact sheet: {path} (rows: truth / Video2World for {captions}; Text2World for {prompts})")
 
 
 if __name__ == "__main__":

@@ -96,19 +96,29 @@ def test_pipeline_bad_input(tokenizer):
 
 def test_cli_generate(tmp_path, capsys):
     pytest.importorskip("av")
+    pytest.importorskip("PIL")
+    from PIL import Image
+
     from cosmos_kernels.video_io import read_video
 
+    # Without --checkpoint the tiny models are the shipped ones, at their 32x32 training size.
     out = tmp_path / "t2w.mp4"
     assert (
         cli.main(["generate", "--prompt", "a red ball", "--steps", "2", "--frames", "9", "--out", str(out)])
         == 0
     )
     frames, _ = read_video(out)
-    assert frames.shape == (9, 64, 64, 3)
+    assert frames.shape == (9, 32, 32, 3)
+    assert "shipped" in capsys.readouterr().out
+    # The contact sheet: 9 frames enlarged 3x, 1-pixel gaps.
+    assert Image.open(tmp_path / "t2w.png").size == (1 + 9 * 97, 1 + 97)
     v2w = tmp_path / "v2w.mp4"
     args = ["generate", "--model", "tiny-video2world", "--prompt", "x", "--input-video", str(out)]
-    assert cli.main([*args, "--input-frames", "9", "--frames", "17", "--steps", "2", "--out", str(v2w)]) == 0
-    assert read_video(v2w)[0].shape == (17, 64, 64, 3)
+    sheet = tmp_path / "sheet.png"
+    more = ["--frames", "17", "--steps", "2", "--out", str(v2w), "--contact-sheet", str(sheet)]
+    assert cli.main([*args, "--input-frames", "9", *more]) == 0
+    assert read_video(v2w)[0].shape == (17, 32, 32, 3)
+    assert sheet.exists()
     capsys.readouterr()
     assert cli.main(["generate", "--prompt", "x", "--model", "tiny-video2world", "--out", str(v2w)]) == 2
     assert "take --input-video" in capsys.readouterr().err

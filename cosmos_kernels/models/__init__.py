@@ -1,9 +1,16 @@
 """Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
-tokenizers, their configs and checkpoint loading, and the latent normalization between them."""
+tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
+world model shipped with the package (``load_tiny_world``)."""
 
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
 from cosmos_kernels.models.latents import denormalize_latents, load_latent_stats, normalize_latents
+from cosmos_kernels.models.tiny_world import (
+    load_tiny_world,
+    tiny_world_dir,
+    tiny_world_manifest,
+    tiny_world_text_encoder,
+)
 from cosmos_kernels.models.tokenizer import (
     TOKENIZER_CONFIGS,
     ContinuousTokenizer,
@@ -42,6 +49,10 @@ __all__ = [
     "load_cosmos_state_dict",
     "load_cosmos_tokenizer_state_dict",
     "load_latent_stats",
+    "load_tiny_world",
     "normalize_latents",
+    "tiny_world_dir",
+    "tiny_world_manifest",
+    "tiny_world_text_encoder",
     "tokenizer_config",
 ]
