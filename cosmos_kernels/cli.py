@@ -31,7 +31,7 @@ from cosmos_kernels.models import (
 )
 from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
 from cosmos_kernels.models.tokenizer_training import psnr, ssim
-from cosmos_kernels.ops import adaln, haar
+from cosmos_kernels.ops import adaln, haar, norm
 from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
 from cosmos_kernels.ops.attention import QK_NORM_ROPE_PREFERENCE
 from cosmos_kernels.profiling import add_profile_arguments, run_profile
@@ -45,6 +45,7 @@ OP_PREFERENCES = {
     "haar2d_analysis / synthesis": haar.PREFERENCE,
     "attention": ATTENTION_PREFERENCE,
     "qk_norm_rope": QK_NORM_ROPE_PREFERENCE,
+    "group_norm_silu": norm.PREFERENCE,
 }
 
 
