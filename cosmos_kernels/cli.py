@@ -466,7 +466,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
 
         tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
         manifest = tiny_world_manifest()
-        size, guidance = manifest["size"], manifest["guidance"]
+        size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
     else:
         tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
         tokenizer = _tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)

@@ -1,24 +1,29 @@
 """Train the tiny world model shipped in ``cosmos_kernels/assets/tiny_world/``, on CPU, and measure it.
 
 1. tokenizer: the tiny CV8x8x8 tokenizer, widened (channels 32, channels_mult (1, 2, 2), one res block
-   per level: 1.6M parameters), trained on 9-frame 32x32 physics clips, fresh clips every step, under
-   L1 + MSE with the pixels that differ from the background weighted 1 + BALL_WEIGHT (the balls cover a
-   few percent of the frame; unweighted, the network learns the background and drops them);
+   per level: 1.6M parameters), trained on fresh 32x32 physics clips every step (TOKENIZER_PHASES:
+   9-frame clips, then 17-frame ones) under L1 + MSE with the pixels that differ from the background
+   weighted 1 + ball weight (the balls cover a few percent of the frame; unweighted, the network
+   learns the background and drops them), plus a tie of 12 latent channels to 8x8-pooled frames
+   (``_pooled_target``: without it the latents collapse to a constant);
 2. latents: encodes a pool of 17-frame 32x32 training clips once (3 latent frames of 4x4) and saves
    their per-channel mean and std (Cosmos's ``mean_std.pt`` statistics);
-3. dit: trains the Video2World DiT with ``training.train`` on those latents (``tokenizer=None`` and a
-   dataset of precomputed latents: the frozen tokenizer would otherwise re-encode every batch), with
-   0, 1 or 2 given latent frames, so that the same network is also the Text2World one (0 given:
-   ``models.tiny_world``);
-4. ship: copies the tokenizer, the DiT's EMA weights and the statistics into OUTPUT_DIR/tiny_world
-   (``--install`` also into the package's assets), measures Video2World against the repeat-last-frame
-   and linear-extrapolation baselines and Text2World's color/count share on held-out seeds
-   (``pipelines.evaluation``), writes the figures to tiny_world.json and a contact sheet.
+3. dit: trains the Video2World DiT (model_channels 128, 4 blocks: 2.2M parameters) with
+   ``training.train`` on those latents (``tokenizer=None`` and a dataset of precomputed latents: the
+   frozen tokenizer would otherwise re-encode every batch), with 0, 1 or 2 given latent frames, so
+   that the same network is also the Text2World one (0 given: ``models.tiny_world``); captions go
+   through ``HashTextEncoder`` padded to TEXT_TOKENS;
+4. ship: writes the tokenizer, the DiT's EMA weights (float16) and the statistics to
+   OUTPUT_DIR/tiny_world (``--install``: also into the package), measures Video2World against the
+   repeat-last-frame and linear-extrapolation baselines and Text2World's color/count share on
+   held-out seeds (``pipelines.evaluation``), writes the figures to tiny_world.json and a contact
+   sheet (contact_sheet.png).
 
     python scripts/train_tiny_world_model.py --output-dir runs/tiny_world --install
 
-Each phase reuses its output when present (delete the file to redo it); the DiT resumes from its
-latest checkpoint. Timing and figures of the shipped run are in the README.
+On one thread of a shared 2-core CPU: tokenizer ~18 min (4100 steps), DiT ~12 min (6000 steps of 32
+clips), measuring ~2 min. Each phase reuses its output when present (delete the file to redo it); the
+DiT resumes from its latest checkpoint.
 """
 
 import argparse
@@ -62,8 +67,10 @@ TOKENIZER = "tiny-cv8x8x8"
 TOKENIZER_OVERRIDES = {"channels": 32, "channels_mult": [1, 2, 2], "num_res_blocks": 1}
 DIT_OVERRIDES = {"model_channels": 128, "num_blocks": 4, "num_heads": 4, "max_img_h": 8, "max_img_w": 8}
 TEXT_TOKENS = 24  # HashTextEncoder length: the longest caption has 16 words
-# (steps, peak lr, weight of the ball pixels): positions come first, colors need the second phase.
-TOKENIZER_PHASES = ((1500, 1e-3, 8.0), (2000, 5e-4, 16.0))
+# (steps, peak lr, weight of the ball pixels, frames, clips per step): ball positions come in the first
+# phase, their colors in the second; the third teaches the third latent frame (frames 10-17), which
+# 9-frame clips never exercise.
+TOKENIZER_PHASES = ((1500, 1e-3, 8.0, 9, 16), (2000, 5e-4, 16.0, 9, 16), (600, 3e-4, 16.0, 17, 8))
 AUX_WEIGHT = 1.0
 TRAIN_SEED = 0  # DiT training clips: physics_clip(17, SIZE, SIZE, [TRAIN_SEED, i])
 EVAL_SEEDS = range(10_000, 10_032)  # held out: clips physics_clip(..., [seed, 1])
@@ -81,27 +88,31 @@ def _tokenizer_batch(step: int, clips: int, frames: int) -> tuple[torch.Tensor, 
 
 
 def _pooled_target(video: torch.Tensor) -> torch.Tensor:
-    """(B, 12, 2, 4, 4) targets for the first 12 latent channels of 9-frame clips: frame 0 averaged
-    over 8x8 pixels (4 copies) for latent frame 0, frames 2, 4, 6, 8 averaged for latent frame 1.
+    """(B, 12, 1 + k, 4, 4) targets for the first 12 latent channels of (1 + 8k)-frame clips: frame 0
+    averaged over 8x8 pixels (4 copies) for latent frame 0, frames 8j + 2, 4, 6, 8 averaged for latent
+    frame j + 1.
 
     Without it the encoder's output hardly depends on its input at first (dark, similar frames), the
     decoder learns the average clip, and the latents stay uninformative ("collapse"); tying part of
     the latents to the pooled pixels keeps them informative until the decoder learns to use them.
     """
     pooled = F.avg_pool3d(video, (1, 8, 8))
-    first = pooled[:, :, [0]].repeat(1, 4, 1, 1, 1)
-    rest = torch.cat([pooled[:, :, [k]] for k in (2, 4, 6, 8)], dim=1)
-    return torch.cat([first, rest], dim=2)
+    first = [pooled[:, :, [0]].repeat(1, 4, 1, 1, 1)]
+    later = [
+        torch.cat([pooled[:, :, [8 * j + k]] for k in (2, 4, 6, 8)], dim=1)
+        for j in range((video.shape[2] - 1) // 8)
+    ]
+    return torch.cat(first + later, dim=2)
 
 
-def train_tokenizer(path: Path, phases: tuple[tuple[int, float, float], ...]) -> None:
-    """Train the tokenizer in ``phases`` of (steps, peak lr, ball weight), each with a fresh AdamW,
-    50 warmup steps and a cosine decay to a tenth of the peak; step k of the whole run sees the 16
-    clips ``physics_clip(9, SIZE, SIZE, [k, i])``."""
+def train_tokenizer(path: Path, phases: tuple[tuple[int, float, float, int, int], ...]) -> None:
+    """Train the tokenizer in ``phases`` of (steps, peak lr, ball weight, frames, clips), each with a
+    fresh AdamW, 50 warmup steps and a cosine decay to a tenth of the peak; step k of the whole run
+    sees the clips ``physics_clip(frames, SIZE, SIZE, [k, i])``."""
     torch.manual_seed(0)
     tokenizer = build_tokenizer(TOKENIZER, **TOKENIZER_OVERRIDES)
     start, offset = time.time(), 0
-    for steps, lr, ball_weight in phases:
+    for steps, lr, ball_weight, frames, clips in phases:
         optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=lr, weight_decay=0.0)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
@@ -110,7 +121,7 @@ def train_tokenizer(path: Path, phases: tuple[tuple[int, float, float], ...]) ->
             ),
         )
         for step in range(steps):
-            video, mask = _tokenizer_batch(offset + step, 16, 9)
+            video, mask = _tokenizer_batch(offset + step, clips, frames)
             latents = tokenizer.encode(video)
             out = tokenizer.decode(latents)
             weight = 1 + ball_weight * mask
@@ -195,10 +206,15 @@ def main() -> None:
     )
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=4096, help="DiT training clips")
-    parser.add_argument("--steps", type=int, default=2000, help="DiT steps")
+    parser.add_argument("--steps", type=int, default=6000, help="DiT steps")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance to ship")
+    parser.add_argument(
+        "--guidance-t2w", type=float, default=7.0, help="classifier-free guidance to ship for Text2World"
+    )
+    parser.add_argument(
+        "--guidance-v2w", type=float, default=0.0, help="classifier-free guidance to ship for Video2World"
+    )
     parser.add_argument("--install", action="store_true", help="also copy the result into the package")
     args = parser.parse_args()
     out = args.output_dir
@@ -246,7 +262,7 @@ def main() -> None:
         "text_tokens": TEXT_TOKENS,
         "size": SIZE,
         "num_frames": 17,
-        "guidance": args.guidance,
+        "guidance": {"text2world": args.guidance_t2w, "video2world": args.guidance_v2w},
         "training": {
             "tokenizer_phases": TOKENIZER_PHASES,
             "dit_steps": args.steps,
@@ -256,7 +272,7 @@ def main() -> None:
         },
     }
     (ship / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    figures = measure(ship, args.guidance)
+    figures = measure(ship, manifest["guidance"])
     manifest["figures"] = figures
     (ship / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
@@ -265,18 +281,19 @@ def main() -> None:
         print(f"installed into {tiny_world_dir()}")
 
 
-def measure(ship: Path, guidance: float) -> dict:
+def measure(ship: Path, guidance: dict[str, float]) -> dict:
     """Figures of the model in ``ship`` on the held-out EVAL_SEEDS, and the README's contact sheet."""
     v2w = load_tiny_world("video2world", directory=ship)
     t2w = load_tiny_world("text2world", directory=ship)
     text = tiny_world_text_encoder(ship)
-    options = SamplingOptions(num_steps=15, guidance=guidance)
+    v2w_options = SamplingOptions(num_steps=15, guidance=guidance["video2world"])
+    t2w_options = SamplingOptions(num_steps=15, guidance=guidance["text2world"])
     net, tok, mean, std = v2w
     v2w_pipeline = Video2WorldPipeline(net, text, tok, latent_mean=mean, latent_std=std)
-    scores = evaluate_video2world(v2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=options)
+    scores = evaluate_video2world(v2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=v2w_options)
     net, tok, mean, std = t2w
     t2w_pipeline = Text2WorldPipeline(net, text, tok, latent_mean=mean, latent_std=std)
-    exact, colors = text2world_share(t2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=options)
+    exact, colors = text2world_share(t2w_pipeline, list(EVAL_SEEDS), size=SIZE, options=t2w_options)
     figures = {
         "video2world": dataclasses.asdict(scores),
         "text2world_exact_share": exact,
@@ -284,22 +301,26 @@ def measure(ship: Path, guidance: float) -> dict:
         "eval_seeds": [EVAL_SEEDS.start, EVAL_SEEDS.stop],
         "sampler_steps": 15,
     }
-    _contact_sheet(v2w_pipeline, t2w_pipeline, ship / "contact_sheet.png", options)
+    _contact_sheet(v2w_pipeline, t2w_pipeline, ship / "contact_sheet.png", v2w_options, t2w_options)
     return figures
 
 
 def _contact_sheet(
-    v2w: Video2WorldPipeline, t2w: Text2WorldPipeline, path: Path, options: SamplingOptions
+    v2w: Video2WorldPipeline,
+    t2w: Text2WorldPipeline,
+    path: Path,
+    v2w_options: SamplingOptions,
+    t2w_options: SamplingOptions,
 ) -> None:
     """Three held-out clips (true 17 frames, then Video2World from their first 9) and three
     Text2World samples from held-out captions, one row each."""
     clips = [physics_clip(17, SIZE, SIZE, [seed, 1]) for seed in list(EVAL_SEEDS)[:3]]
     videos = torch.stack([video for video, _, _ in clips])
     captions = [text for _, text, _ in clips]
-    predicted = v2w(captions, videos[:, :, :9], num_frames=17, options=options, seed=1).video
+    predicted = v2w(captions, videos[:, :, :9], num_frames=17, options=v2w_options, seed=1).video
     rows = [row for pair in zip(videos, predicted, strict=True) for row in pair]
     prompts = [physics_clip(17, SIZE, SIZE, [seed, 1])[1] for seed in list(EVAL_SEEDS)[3:6]]
-    rows += list(t2w(prompts, num_frames=17, height=SIZE, width=SIZE, options=options, seed=1).video)
+    rows += list(t2w(prompts, num_frames=17, height=SIZE, width=SIZE, options=t2w_options, seed=1).video)
     write_contact_sheet(rows, path, scale=3)
     print(f"contact sheet: {path} (rows: truth / Video2World for {captions}; Text2World for {prompts})")
 
