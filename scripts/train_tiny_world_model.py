@@ -21,7 +21,7 @@
 
     python scripts/train_tiny_world_model.py --output-dir runs/tiny_world --install
 
-On one thread of a shared 2-core CPU: tokenizer ~18 min (4100 steps), DiT ~12 min (6000 steps of 32
+On one thread of a shared 2-core CPU: tokenizer ~22 min (5300 steps), DiT ~12 min (6000 steps of 32
 clips), measuring ~2 min. Each phase reuses its output when present (delete the file to redo it); the
 DiT resumes from its latest checkpoint.
 """
@@ -68,9 +68,14 @@ TOKENIZER_OVERRIDES = {"channels": 32, "channels_mult": [1, 2, 2], "num_res_bloc
 DIT_OVERRIDES = {"model_channels": 128, "num_blocks": 4, "num_heads": 4, "max_img_h": 8, "max_img_w": 8}
 TEXT_TOKENS = 24  # HashTextEncoder length: the longest caption has 16 words
 # (steps, peak lr, weight of the ball pixels, frames, clips per step): ball positions come in the first
-# phase, their colors in the second; the third teaches the third latent frame (frames 10-17), which
+# phase, their colors in the second; the last two teach the third latent frame (frames 10-17), which
 # 9-frame clips never exercise.
-TOKENIZER_PHASES = ((1500, 1e-3, 8.0, 9, 16), (2000, 5e-4, 16.0, 9, 16), (600, 3e-4, 16.0, 17, 8))
+TOKENIZER_PHASES = (
+    (1500, 1e-3, 8.0, 9, 16),
+    (2000, 5e-4, 16.0, 9, 16),
+    (600, 3e-4, 16.0, 17, 8),
+    (1200, 3e-4, 16.0, 17, 8),
+)
 AUX_WEIGHT = 1.0
 TRAIN_SEED = 0  # DiT training clips: physics_clip(17, SIZE, SIZE, [TRAIN_SEED, i])
 EVAL_SEEDS = range(10_000, 10_032)  # held out: clips physics_clip(..., [seed, 1])
