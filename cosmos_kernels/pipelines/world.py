@@ -57,6 +57,11 @@ class SamplingOptions:
     rho: float = 7.0
     fps: float = 24.0
 
+    def schedule(self) -> dict[str, object]:
+        """The sampler and its noise schedule, as keyword arguments of the samplers."""
+        keys = ("sampler", "num_steps", "sigma_min", "sigma_max", "rho")
+        return {key: getattr(self, key) for key in keys}
+
 
 class WorldPipeline:
     """Shared parts of Text2World and Video2World; see the module docstring."""
@@ -167,11 +172,7 @@ class Text2WorldPipeline(WorldPipeline):
         z = sample(
             denoise,
             shape,
-            sampler=options.sampler,
-            num_steps=options.num_steps,
-            sigma_min=options.sigma_min,
-            sigma_max=options.sigma_max,
-            rho=options.rho,
+            **options.schedule(),
             generator=seed,
             device=self.device,
             progress=progress,
@@ -231,11 +232,7 @@ class Video2WorldPipeline(WorldPipeline):
             emb,
             guidance=options.guidance,
             negative_crossattn_emb=negative,
-            sampler=options.sampler,
-            num_steps=options.num_steps,
-            sigma_min=options.sigma_min,
-            sigma_max=options.sigma_max,
-            rho=options.rho,
+            **options.schedule(),
             generator=seed,
             progress=progress,
             fps=options.fps,
