@@ -366,7 +366,10 @@ class GeneralDIT(nn.Module):
             base_fps=c.base_fps,
             device=x.device,
         )
-        pos_emb = self.extra_pos_embedder(t, h, w)[None] if c.extra_per_block_abs_pos_emb else None
+        pos_emb = None
+        if c.extra_per_block_abs_pos_emb:
+            # In the tokens' dtype once, not once per block (under autocast the tables stay float32).
+            pos_emb = self.extra_pos_embedder(t, h, w)[None].to(tokens.dtype)
         emb, adaln_lora = self.t_embedder(timesteps.flatten().to(dtype))
         emb = self.affline_norm(emb)
         context = crossattn_emb.to(dtype)

@@ -214,12 +214,12 @@ class GeneralDITTransformerBlock(nn.Module):
         attention_fn: Callable[..., Tensor] = ops.attention,
     ) -> Tensor:
         """x (B, S, D) tokens, emb (B, D), adaln_lora (B, 3D) or None, context (B, M, context_dim),
-        RoPE tables (S, head_dim / 2), extra_pos_emb broadcastable to x -> (B, S, D).
+        RoPE tables (S, head_dim / 2), extra_pos_emb broadcastable to x, in its dtype -> (B, S, D).
 
         ``attention_fn`` runs the self-attention (``ops.attention``, or ring attention under context
         parallelism)."""
         if extra_pos_emb is not None:
-            x = x + extra_pos_emb.to(x.dtype)
+            x = x + extra_pos_emb
         # Modulations in the stream's dtype: under autocast the Linear outputs may differ from it.
         mods = [tuple(m.to(x.dtype) for m in sub.modulation(emb, adaln_lora)) for sub in self.blocks]
         shift, scale, gate = mods[0]

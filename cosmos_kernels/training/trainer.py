@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import fully_shard
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -327,11 +327,6 @@ def _shard(module: EDMTrainModule, parallel: _Parallel, precision: str) -> None:
     # The root's own parameters are the uncertainty net's; the default division by every rank averages
     # their gradients over the data ranks, as they are equal on the ranks of a context-parallel group.
     fully_shard(module, mesh=parallel.mesh)
-    if dist.get_backend() == "gloo":
-        # gloo has no PREMUL_SUM, which FSDP2 uses for the context-parallel gradient divide factor.
-        for unit in module.modules():
-            if isinstance(unit, FSDPModule):
-                unit.set_force_sum_reduction_for_comms(True)
 
 
 def _batch_loss(
