@@ -81,7 +81,7 @@ def test_overfits_one_repeated_batch():
     # One batch of two clips, seen every step; sigma fixed (p_std = 0) so that the curve measures
     # memorization, not the spread of the loss over noise levels. It falls ~40x in 80 steps.
     stage = Stage(resolution=32, frames=17, steps=80, lr=3e-3, batch_size=2, schedule="constant")
-    config = latent_config([stage], precision="fp32", p_mean=1.5, p_std=0.0)
+    config = latent_config([stage], precision="fp32", p_mean=1.5, p_std=0.0, text_dropout=0.0)
     result = run(config, datasets=lambda s, d: LatentSamples(s, d, n=2))
     edm = [r["edm_loss"] for r in result.records]
     assert len(edm) == 80 and all(math.isfinite(x) for x in edm + result.losses)
@@ -89,6 +89,28 @@ def test_overfits_one_repeated_batch():
     assert last < first / 10, (first, last)
     # The optimized loss is L e^-u + u: it keeps falling (below 0) as u learns the small error.
     assert sum(result.losses[-5:]) < sum(result.losses[:5]) - 5
+
+
+def test_text_dropout_trains_the_unconditional_branch_guidance_uses():
+    # With every sample's text dropped the run must equal one whose text encoder gives zeros (the
+    # embedding guidance's unconditional branch feeds the network); with none dropped it must not.
+    def zero_text(captions):
+        emb, mask = TEXT(captions)
+        return torch.zeros_like(emb), mask
+
+    stage = Stage(resolution=32, frames=9, steps=3, lr=1e-3, batch_size=2)
+    dropped = run(latent_config([stage], precision="fp32", text_dropout=1.0)).losses
+    zeros = train(
+        latent_config([stage], precision="fp32", text_dropout=0.0),
+        zero_text,
+        progress=False,
+        datasets=LatentSamples,
+    ).losses
+    kept = run(latent_config([stage], precision="fp32", text_dropout=0.0)).losses
+    assert dropped == zeros
+    assert dropped != kept
+    with pytest.raises(ValueError, match="text_dropout"):
+        latent_config([stage], text_dropout=1.5)
 
 
 def physics_config(steps, **fields):

@@ -135,7 +135,9 @@ class TrainConfig:
     (the loss stays float32), gradients clipped to ``grad_clip`` in total norm (None: no clipping),
     ``ema_decay`` for the EMA of the network's weights. EDM: ln sigma ~ N(``p_mean``, ``p_std``^2),
     times sqrt(latent frames) for videos when ``adjust_video_noise``; ``uncertainty`` trains Cosmos's
-    uncertainty net u(sigma) jointly (loss = L e^-u + u). ``video2world`` trains a Video2World model on
+    uncertainty net u(sigma) jointly (loss = L e^-u + u). ``text_dropout``: the share of samples whose
+    text embedding is zeroed (Cosmos's TextConfig.dropout_rate 0.2), which teaches the network the
+    unconditional branch that classifier-free guidance samples with. ``video2world`` trains a Video2World model on
     video batches with ``diffusion.video2world_training_condition`` (``min/max_condition_frames``,
     ``condition_dropout``). ``context_parallel``: ranks per context-parallel group when run
     distributed (1: FSDP data parallel only). ``log_every``/``checkpoint_every`` count steps
@@ -161,6 +163,7 @@ class TrainConfig:
     p_std: float = 1.0
     adjust_video_noise: bool = False
     uncertainty: bool = True
+    text_dropout: float = 0.2
     video2world: bool = False
     min_condition_frames: int = 0
     max_condition_frames: int = 2
@@ -204,6 +207,7 @@ class TrainConfig:
         _number(owner, "ema_decay", self.ema_decay, 0.0, 1.0)
         _number(owner, "p_std", self.p_std, 0.0)
         _number(owner, "p_mean", self.p_mean, -math.inf)
+        _number(owner, "text_dropout", self.text_dropout, 0.0, 1.0)
         if self.video2world and not net.video_extend:
             raise ValueError(
                 f"{owner}: video2world=True needs a Video2World model (e.g. model='tiny-video2world'), "

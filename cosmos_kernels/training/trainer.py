@@ -343,6 +343,11 @@ def _batch_loss(
     """The training loss of one batch of ``domain``, its parts, and the batch size."""
     x0 = _latents(batch, domain, tokenizer, stats, device, config.precision)
     emb, mask = _text(text_encoder, batch["caption"], x0.shape[0], device)
+    # Per sample, as Cosmos's conditioner drops it; the zero embedding is what the unconditional branch
+    # of diffusion.guidance feeds the network. Drawn at every rate so that the rate does not shift the
+    # noise that follows.
+    keep = torch.rand(emb.shape[0], generator=generator, device=generator.device) >= config.text_dropout
+    emb = emb * keep.to(emb.device, emb.dtype).view(-1, 1, 1)
     condition = None
     if config.video2world and domain == "video":
         condition = video2world_training_condition(
