@@ -130,19 +130,19 @@ class TrainConfig:
     ``mean_std.pt`` file for ``diffusion.normalize_domain_latents``; a domain without one is scaled by
     sigma_data alone.
 
-    Optimization: AdamW (``betas``, ``eps``, ``weight_decay``; the uncertainty net has no weight
-    decay) on float32 master weights, ``precision`` "bf16" runs the network under bfloat16 autocast
-    (the loss stays float32), gradients clipped to ``grad_clip`` in total norm (None: no clipping),
-    ``ema_decay`` for the EMA of the network's weights. EDM: ln sigma ~ N(``p_mean``, ``p_std``^2),
-    times sqrt(latent frames) for videos when ``adjust_video_noise``; ``uncertainty`` trains Cosmos's
-    uncertainty net u(sigma) jointly (loss = L e^-u + u). ``text_dropout``: the share of samples whose
-    text embedding is zeroed (Cosmos's TextConfig.dropout_rate 0.2), which teaches the network the
-    unconditional branch that classifier-free guidance samples with. ``video2world`` trains a Video2World model on
-    video batches with ``diffusion.video2world_training_condition`` (``min/max_condition_frames``,
-    ``condition_dropout``). ``context_parallel``: ranks per context-parallel group when run
-    distributed (1: FSDP data parallel only). ``log_every``/``checkpoint_every`` count steps
-    (``checkpoint_every`` 0: a checkpoint at the end of each stage only). ``init_checkpoint``: a
-    checkpoint directory whose weights (not optimizer) start the first stage.
+    Optimization: AdamW (``betas``, ``eps``, ``weight_decay``; the uncertainty net has no weight decay) on
+    float32 master weights, ``precision`` "bf16" runs the network under bfloat16 autocast (the loss stays
+    float32), gradients clipped to ``grad_clip`` in total norm (None: no clipping), ``ema_decay`` for the
+    EMA of the network's weights. EDM: ln sigma ~ N(``p_mean``, ``p_std``^2), times sqrt(latent frames)
+    for videos when ``adjust_video_noise``; ``uncertainty`` trains Cosmos's uncertainty net u(sigma)
+    jointly (loss = L e^-u + u). ``text_dropout``: the share of samples whose text embedding is zeroed
+    (Cosmos's TextConfig.dropout_rate 0.2), which teaches the network the unconditional branch that
+    classifier-free guidance samples with. ``video2world`` trains a Video2World model on video batches
+    with ``diffusion.video2world_training_condition`` (``min/max_condition_frames``,
+    ``condition_dropout``). ``context_parallel``: ranks per context-parallel group when run distributed
+    (1: FSDP data parallel only). ``log_every``/``checkpoint_every`` count steps (``checkpoint_every`` 0:
+    a checkpoint at the end of each stage only). ``init_checkpoint``: a checkpoint directory whose weights
+    (not optimizer) start the first stage.
     """
 
     stages: tuple[Stage, ...]
