@@ -3,10 +3,14 @@
 # every op at the Cosmos-7B 720p shapes against eager and torch.compile, write JSON under $OUT and
 # print a short table last. The device image has torch, triton, nvcc and pytest-benchmark but no
 # registry access, hence --no-build-isolation --no-deps.
-#   usage: OUT=/some/dir [PHASES="tests bench"] bash benchmarks/device_run.sh [--quick]
-# A device call may run 600 s at most: with the extension built and the GPU tests (about 5 min) plus
-# every benchmark at Cosmos shapes (about 6 min), run it as two calls, PHASES=tests then PHASES=bench
-# (the build step runs in both; the second finds the build directory warm).
+#   usage: OUT=/some/dir [PHASES="tests bench"] [BENCH_ONLY="attention,qk_norm_rope"] \
+#          [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] bash benchmarks/device_run.sh [--quick]
+# A device call may run 600 s at most, and a session gets 15 min of device time with the machine's
+# start included, so plan one call of about 8 min: the build, the GPU tests, then the benchmarks
+# that matter most first, e.g.
+#   PHASES="tests bench" TESTS_TIMEOUT=240 BENCH_TIMEOUT=240 BENCH_ONLY="attention,qk_norm_rope,dit block"
+# (BENCH_ONLY is `cosmos-kernels bench --only`; the JSON is written after every case, so a timeout
+# keeps what was measured), and a second call for the other cases if time is left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
@@ -34,7 +38,7 @@ cosmos-kernels info --json >"$OUT/info.json" 2>&1; cat "$OUT/info.json"
 
 if [[ " $PHASES " == *" tests "* ]]; then
   step "GPU tests"
-  timeout 330 python -m pytest tests -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
+  timeout "${TESTS_TIMEOUT:-330}" python -m pytest tests -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
     2>&1 | tee "$OUT/gpu_tests.txt" | tail -25
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
@@ -43,8 +47,8 @@ if [[ " $PHASES " == *" bench "* ]]; then
   step "benchmarks ($SHAPES shapes, bf16)"
   backends=triton
   python -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=triton,cuda
-  timeout 420 cosmos-kernels bench --backend "$backends" --json "$OUT/bench_${SHAPES}.json" \
-    $([ "$SHAPES" = quick ] && echo --quick) 2>&1 | tee "$OUT/bench.txt"
+  timeout "${BENCH_TIMEOUT:-420}" cosmos-kernels bench --backend "$backends" --json "$OUT/bench_${SHAPES}.json" \
+    $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} 2>&1 | tee "$OUT/bench.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 

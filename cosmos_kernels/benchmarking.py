@@ -13,7 +13,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -413,8 +413,13 @@ def tokenizer_case(
     )
 
 
-def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
-    """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes."""
+def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None = None) -> list[Case]:
+    """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes.
+
+    ``only``: names of the cases to build, each a whole case name ("attention fwd") or its op
+    ("attention": both directions); the others are not built, so that a short GPU session spends its
+    time on the cases it asks for. An unknown name raises ValueError listing the known ones.
+    """
     if size == "cosmos":
         seq, dim, video, grid, heads = 56320, 4096, (1, 3, 121, 704, 1280), (16, 44, 80), 32
         tokenizer, clip, block = "cv8x8x8", video, (4096, 32)
@@ -428,20 +433,31 @@ def cases(size: str, dtype: torch.dtype, device: str) -> list[Case]:
         seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
         tokenizer, clip, block = "cv8x8x8", (1, 3, 17, 256, 256), (2048, 16)
         norm_shape = (1, 128, 9, 64, 112)
-    return [
-        adaln_case(1, seq, dim, dtype, device),
-        gated_case(1, seq, dim, dtype, device),
-        haar3d_case(video, dtype, device, inverse=False),
-        haar3d_case(video, dtype, device, inverse=True),
-        group_norm_silu_case(norm_shape, 1, dtype, device),
-        qk_norm_rope_case(grid, heads, 128, dtype, device),
-        attention_case(grid, heads, 128, dtype, device, backward=False),
-        attention_case(grid, heads, 128, dtype, device, backward=True),
-        tokenizer_case(tokenizer, clip, dtype, device, decode=False),
-        tokenizer_case(tokenizer, clip, dtype, device, decode=True),
-        dit_block_case(grid, *block, 512, dtype, device, backward=False),
-        dit_block_case(grid, *block, 512, dtype, device, backward=True),
-    ]
+    builders: dict[str, Callable[[], Case]] = {
+        "adaln_modulate": lambda: adaln_case(1, seq, dim, dtype, device),
+        "gated_residual_adaln": lambda: gated_case(1, seq, dim, dtype, device),
+        "haar3d_analysis": lambda: haar3d_case(video, dtype, device, inverse=False),
+        "haar3d_synthesis": lambda: haar3d_case(video, dtype, device, inverse=True),
+        "group_norm_silu": lambda: group_norm_silu_case(norm_shape, 1, dtype, device),
+        "qk_norm_rope": lambda: qk_norm_rope_case(grid, heads, 128, dtype, device),
+        "attention fwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=False),
+        "attention fwd+bwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=True),
+        f"{tokenizer} encode": lambda: tokenizer_case(tokenizer, clip, dtype, device, decode=False),
+        f"{tokenizer} decode": lambda: tokenizer_case(tokenizer, clip, dtype, device, decode=True),
+        "dit block fwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=False),
+        "dit block fwd+bwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=True),
+    }
+    names = list(builders)
+    if only is not None:
+
+        def asked(name: str, word: str) -> bool:
+            return name == word or name.startswith(word + " ")
+
+        unknown = [word for word in only if not any(asked(name, word) for name in names)]
+        if unknown or not only:
+            raise ValueError(f"only: unknown case names {unknown}; known: {', '.join(names)}")
+        names = [name for name in names if any(asked(name, word) for word in only)]
+    return [builders[name]() for name in names]
 
 
 def _sync(device: str) -> None:

@@ -148,9 +148,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 2
     if device == "cpu":
         console.print("[yellow]No GPU: timing the torch backend on CPU; the kernels need a GPU.[/]")
-    bench_cases = benchmarking.cases(size, dtype, device)
+    only = None if args.only is None else [word.strip() for word in args.only.split(",") if word.strip()]
+    try:
+        bench_cases = benchmarking.cases(size, dtype, device, only=only)
+    except ValueError as error:
+        console.print(f"[red]--{error}[/]")
+        return 2
     peak = benchmarking.copy_bandwidth(device)
     rows = []
+    results: list[dict[str, object]] = []
     failures: list[str] = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(bench_cases))
@@ -174,18 +180,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 if device.startswith("cuda"):
                     peaks[impl] = torch.cuda.max_memory_allocated()
             progress.advance(task)
-            rows.append((case, times, peaks))
+            rows.append((case, times))
+            results.append(
+                {
+                    "op": case.name,
+                    "shape": case.shape,
+                    "seconds": times,
+                    "bytes": case.bytes_moved,
+                    "flops": case.flops,
+                    "peak_bytes": peaks,  # CUDA only: the allocator's peak while timing each implementation
+                }
+            )
+            if args.json:
+                # After every case, so that a run cut short (a device call's time limit) keeps what it
+                # measured.
+                _write_bench_report(args.json, device, args.dtype, peak, results)
 
     table = Table(title=f"{device}, {args.dtype}: ms per call (median); copy {peak / 1e9:.0f} GB/s")
     table.add_column("op")
     table.add_column("shape")
-    columns = list(dict.fromkeys(impl for _, times, _ in rows for impl in times))
+    columns = list(dict.fromkeys(impl for _, times in rows for impl in times))
     for impl in columns:
         table.add_column(impl, justify="right")
     table.add_column("ours", justify="right")
     table.add_column("speedup", justify="right")
-    results = []
-    for case, times, peaks in rows:
+    for case, times in rows:
         ours = min((times[b] for b in backends if times[b] is not None), default=None)
         best_peer = min(v for k, v in times.items() if k not in backends and v is not None)
         table.add_row(
@@ -195,25 +214,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "-" if ours is None else case.throughput(ours),
             "-" if ours is None else f"{best_peer / ours:.2f}x",
         )
-        results.append(
-            {
-                "op": case.name,
-                "shape": case.shape,
-                "seconds": times,
-                "bytes": case.bytes_moved,
-                "flops": case.flops,
-                "peak_bytes": peaks,  # CUDA only: the allocator's peak while timing each implementation
-            }
-        )
     console.print(table)
     for failure in failures:
         console.print(f"[yellow]peer failed, shown as '-': {failure}[/]", markup=True)
-    if args.json:
-        report = {"device": device, "dtype": args.dtype, "copy_bytes_per_s": peak, "results": results}
-        report["info"] = collect_info()
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2, default=str)
     return 0
+
+
+def _write_bench_report(path: str, device: str, dtype: str, copy_bytes_per_s: float, results: list) -> None:
+    report = {"device": device, "dtype": dtype, "copy_bytes_per_s": copy_bytes_per_s, "results": results}
+    report["info"] = collect_info()
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2, default=str)
 
 
 VIDEO_MODELS = [name for name, config in TOKENIZER_CONFIGS.items() if config.is_video]
@@ -583,7 +594,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--reps", type=int, default=20, help="timed calls per implementation")
     bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
-    bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the results as JSON (after every case)"
+    )
+    bench.add_argument(
+        "--only",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated cases or ops to build and time, e.g. 'attention,qk_norm_rope,dit block'",
+    )
     bench.set_defaults(func=cmd_bench)
     tokenize = sub.add_parser("tokenize", help="encode a video file to a latents file (.safetensors)")
     tokenize.add_argument("video", help="input video (mp4 or anything FFmpeg reads)")

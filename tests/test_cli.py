@@ -46,3 +46,15 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch):
     for r in results:
         assert all(seconds > 0 for seconds in r["seconds"].values())
     assert all(r["flops"] > 0 for r in results if r["op"].startswith(("attention", "dit block")))
+
+
+def test_bench_only_builds_the_asked_cases(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    args = ["bench", "--quick", "--no-compile", "--reps", "1", "--json", str(report)]
+    assert cli.main([*args, "--only", "attention,haar3d_synthesis"]) == 0
+    ops = [r["op"] for r in json.loads(report.read_text())["results"]]
+    assert ops == ["haar3d_synthesis", "attention fwd", "attention fwd+bwd"]
+    assert cli.main([*args, "--only", "attention fwd+bwd"]) == 0
+    assert [r["op"] for r in json.loads(report.read_text())["results"]] == ["attention fwd+bwd"]
+    assert cli.main([*args, "--only", "atention"]) == 2
+    assert "atention" in capsys.readouterr().out
