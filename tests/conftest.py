@@ -76,6 +76,16 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, what:
     assert err < TOLERANCE[dtype], f"{what}: relative error {err:.3g} >= {TOLERANCE[dtype]:g} ({dtype})"
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests that run many tiny steps: two OpenMP threads slow down 10x or more
+    whenever another process holds a core of a small machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def emulated_extension(tmp_path_factory):
     """The CUDA kernels compiled as host C++ (see tests/cuda_emulator/build.py), as a module."""

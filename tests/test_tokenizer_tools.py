@@ -155,6 +155,7 @@ def test_moving_shapes_are_deterministic_videos_in_range():
 TRAINED_PSNR_DB = 15.0
 
 
+@pytest.mark.usefixtures("one_thread")  # 250 small steps
 def test_training_the_tiny_tokenizer_raises_its_psnr():
     torch.manual_seed(0)
     model = build_tokenizer("tiny-cv8x8x8")

@@ -38,13 +38,7 @@ TEXT = HashTextEncoder(max_length=8)
 COLORS = ("red", "green", "blue", "yellow")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The steps are tiny; one thread avoids OpenMP spinning against other processes on small machines.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the steps are tiny (conftest.one_thread)
 
 
 class LatentSamples:
