@@ -455,7 +455,8 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
 
         unknown = [word for word in only if not any(asked(name, word) for name in names)]
         if unknown or not only:
-            raise ValueError(f"only: unknown case names {unknown}; known: {', '.join(names)}")
+            what = f"unknown case names {unknown}" if unknown else "no case names given"
+            raise ValueError(f"only: {what}; known: {', '.join(names)}")
         names = [name for name in names if any(asked(name, word) for word in only)]
     return [builders[name]() for name in names]
 
