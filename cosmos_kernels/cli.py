@@ -28,6 +28,10 @@ from cosmos_kernels.models import (
     build_tokenizer,
     load_cosmos_state_dict,
     load_cosmos_tokenizer_state_dict,
+    load_tiny_world,
+    tiny_world_dir,
+    tiny_world_manifest,
+    tiny_world_text_encoder,
 )
 from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
 from cosmos_kernels.models.tokenizer_training import psnr, ssim
@@ -428,8 +432,6 @@ def _world_model(
         raise CliError(f"unknown world model {args.model!r}; known: {', '.join(DIT_CONFIGS)}")
     device, dtype = _device_dtype(args)
     if args.checkpoint is None and args.model in SHIPPED_WORLD_MODELS:
-        from cosmos_kernels.models.tiny_world import load_tiny_world, tiny_world_dir
-
         net, tokenizer, mean, std = load_tiny_world(SHIPPED_WORLD_MODELS[args.model], device)
         console.print(
             f"{args.model}: the shipped weights in {tiny_world_dir()} (trained on the synthetic physics "
@@ -473,8 +475,6 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     stats = {}
     size, guidance = 64, 7.0
     if shipped is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
-        from cosmos_kernels.models.tiny_world import tiny_world_manifest
-
         tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
         manifest = tiny_world_manifest()
         size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
@@ -484,8 +484,6 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     if args.t5 is not None:
         text_encoder = T5TextEncoder(args.t5, device=_device_dtype(args)[0])
     elif shipped is not None:
-        from cosmos_kernels.models.tiny_world import tiny_world_text_encoder
-
         text_encoder = tiny_world_text_encoder()  # as trained: the hash stand-in, shorter padding
     else:
         console.print("No --t5: prompts are embedded by the deterministic stand-in (HashTextEncoder).")

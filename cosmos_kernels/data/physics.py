@@ -234,6 +234,20 @@ def physics_batch(
     return torch.stack([video for video, _, _ in clips]), [text for _, text, _ in clips]
 
 
+def label_palette_pixels(
+    frame: Tensor, palette: Mapping[str, tuple[int, int, int]] = PALETTE, tolerance: float = 0.25
+) -> Tensor:
+    """(H, W) int64 labels of a (3, H, W) ``frame`` in [-1, 1]: the index in ``palette`` of each pixel's
+    nearest color when within ``tolerance`` of it (Euclidean, on the [-1, 1] scale), else -1."""
+    if not isinstance(frame, Tensor) or frame.dim() != 3 or frame.shape[0] != 3:
+        raise ValueError(f"frame must be a (3, H, W) tensor, got {getattr(frame, 'shape', frame)}")
+    colors = torch.stack([torch.from_numpy(_to_unit(rgb)) for rgb in palette.values()])  # (K, 3)
+    pixels = frame.float().flatten(1).T  # (H*W, 3)
+    nearest, label = torch.cdist(pixels, colors).min(dim=1)
+    label[nearest > tolerance] = -1
+    return label.view(frame.shape[1:])
+
+
 def detect_balls(
     frame: Tensor,
     palette: Mapping[str, tuple[int, int, int]] = PALETTE,
@@ -242,26 +256,19 @@ def detect_balls(
 ) -> dict[str, tuple[float, float]]:
     """Find balls by color in a (3, H, W) ``frame`` in [-1, 1].
 
-    A pixel belongs to a palette color when it is nearer to that color than to any other and within
-    ``tolerance`` of it (Euclidean, on the [-1, 1] scale). Returns {color: (x, y)}, the centroid of the
+    Pixels are labeled by :func:`label_palette_pixels`. Returns {color: (x, y)}, the centroid of the
     pixel centers of each color with at least ``min_pixels`` pixels. Balls of the same color merge
     into one centroid, and a partly hidden ball's centroid moves toward its visible part.
     """
-    if not isinstance(frame, Tensor) or frame.dim() != 3 or frame.shape[0] != 3:
-        raise ValueError(
-            f"detect_balls: frame must be a (3, H, W) tensor, got {getattr(frame, 'shape', frame)}"
-        )
-    names = list(palette)
-    colors = torch.stack([torch.from_numpy(_to_unit(palette[n])) for n in names])  # (K, 3)
-    pixels = frame.float().flatten(1).T  # (H*W, 3)
-    distance = torch.cdist(pixels, colors)  # (H*W, K)
-    nearest, label = distance.min(dim=1)
-    label[nearest > tolerance] = -1
+    try:
+        label = label_palette_pixels(frame, palette, tolerance).flatten()
+    except ValueError as error:
+        raise ValueError(f"detect_balls: {error}") from None
     width = frame.shape[2]
-    index = torch.arange(pixels.shape[0])
+    index = torch.arange(label.numel())
     xs, ys = (index % width).double() + 0.5, torch.div(index, width, rounding_mode="floor").double() + 0.5
     found = {}
-    for k, name in enumerate(names):
+    for k, name in enumerate(palette):
         hit = label == k
         if int(hit.sum()) >= min_pixels:
             found[name] = (float(xs[hit].mean()), float(ys[hit].mean()))
@@ -452,6 +459,7 @@ __all__ = [
     "PhysicsVideoDataset",
     "caption",
     "detect_balls",
+    "label_palette_pixels",
     "physics_batch",
     "physics_clip",
     "render",

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cosmos_kernels.data.physics import PALETTE, detect_balls, physics_clip
+from cosmos_kernels.data.physics import PALETTE, detect_balls, label_palette_pixels, physics_clip
 from cosmos_kernels.models.tokenizer_training import psnr
 from cosmos_kernels.pipelines.world import SamplingOptions, Text2WorldPipeline, Video2WorldPipeline
 
@@ -149,16 +149,12 @@ def asked_balls(prompt: str) -> dict[str, int]:
 
 
 def count_balls(frame: Tensor, tolerance: float = 0.25, min_pixels: int = 3) -> dict[str, int]:
-    """{color: number of blobs} in a (3, H, W) frame in [-1, 1]: pixels labeled as in ``detect_balls``
-    (nearest palette color within ``tolerance``), then 8-connected blobs of at least ``min_pixels``."""
-    names = list(PALETTE)
-    colors = torch.tensor([PALETTE[n] for n in names], dtype=torch.float32) / 255 * 2 - 1
-    pixels = frame.float().flatten(1).T
-    nearest, label = torch.cdist(pixels, colors).min(dim=1)
-    label[nearest > tolerance] = -1
-    label = label.view(frame.shape[1:])
+    """{color: number of blobs} in a (3, H, W) frame in [-1, 1]: pixels labeled as ``detect_balls``
+    labels them (``data.physics.label_palette_pixels``), then 8-connected blobs of at least
+    ``min_pixels``."""
+    label = label_palette_pixels(frame, PALETTE, tolerance)
     counts = {}
-    for k, name in enumerate(names):
+    for k, name in enumerate(PALETTE):
         mask = label == k
         if int(mask.sum()) < min_pixels:
             continue
