@@ -1,58 +1,82 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine does it all: build the CUDA extension, run the GPU tests, benchmark
-# every op at the Cosmos-7B 720p shapes against eager and torch.compile, write JSON under $OUT and
-# print a short table last. The device image has torch, triton, nvcc and pytest-benchmark but no
-# registry access, hence --no-build-isolation --no-deps.
-#   usage: OUT=/some/dir [PHASES="tests bench"] [BENCH_ONLY="attention,qk_norm_rope"] \
-#          [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] bash benchmarks/device_run.sh [--quick]
+# every op at the Cosmos-7B 720p shapes against eager and torch.compile, sweep attention shapes for
+# the backend="auto" crossover, write JSON under $OUT and print a short table last. The device image
+# has torch, triton, nvcc and pytest-benchmark but no registry access, hence --no-build-isolation
+# --no-deps; its Python is `python3` (a plain `python` may be missing).
+#   usage: OUT=/some/dir [PHASES="build tests bench crossover"] [BENCH_ONLY="attention,qk_norm_rope"] \
+#          [BENCH_REPS=20] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
+#          bash benchmarks/device_run.sh [--quick]
 # A device call may run 600 s at most, and a session gets 15 min of device time with the machine's
-# start included, so plan one call of about 8 min: the build, the GPU tests, then the benchmarks
-# that matter most first, e.g.
-#   PHASES="tests bench" TESTS_TIMEOUT=240 BENCH_TIMEOUT=240 BENCH_ONLY="attention,qk_norm_rope,dit block"
+# start included, and a machine stays warm only 30 s after a call. So plan one call of about 8 min
+# (build, GPU tests on 8 pytest-xdist workers, the attention benchmarks, the crossover sweep), e.g.
+#   PHASES="build tests bench crossover" TESTS_TIMEOUT=150 BENCH_TIMEOUT=200 CROSSOVER_TIMEOUT=100 \
+#   BENCH_ONLY="attention,qk_norm_rope" BENCH_REPS=10
+# and a second, prepared call sent at once (the build is kept on a warm machine) for the other cases:
+#   PHASES="build bench" BENCH_ONLY="dit block,adaln_modulate,gated_residual_adaln,haar3d,group_norm_silu"
 # (BENCH_ONLY is `cosmos-kernels bench --only`; the JSON is written after every case, so a timeout
-# keeps what was measured), and a second call for the other cases if time is left.
+# keeps what was measured).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
-PHASES=${PHASES:-"tests bench"}
+PHASES=${PHASES:-"build tests bench crossover"}
+PY=${PY:-python3}
 SHAPES=cosmos
 [ "${1:-}" = "--quick" ] && SHAPES=quick
 mkdir -p "$OUT"
 status=0
+export COLUMNS=${COLUMNS:-200}  # rich wraps tables and lines at 80 columns when not on a terminal
 
 step() { echo; echo "== $* ($(date +%T))"; }
 
 step "machine"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.csv"
-python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" \
-  | tee "$OUT/versions.txt"
+# A device call brings back at most 8 files: machine.txt, build.log, info.json, gpu_tests.txt,
+# bench_*.json, bench.txt, crossover.json, crossover.txt.
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+} 2>&1 | tee "$OUT/machine.txt"
 
-step "build"
-start=$SECONDS
-if COSMOS_KERNELS_BUILD_CUDA=1 pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1; then
-  echo "extension built in $((SECONDS - start)) s"
-else
-  tail -40 "$OUT/build.log"; echo "BUILD FAILED: the Triton backend is still tested"; status=1
+if [[ " $PHASES " == *" build "* ]]; then
+  step "build"
+  start=$SECONDS
+  if COSMOS_KERNELS_BUILD_CUDA=1 $PY -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1; then
+    echo "extension built in $((SECONDS - start)) s"
+  else
+    tail -40 "$OUT/build.log"; echo "BUILD FAILED: the Triton backend is still tested"; status=1
+  fi
 fi
-cosmos-kernels info --json >"$OUT/info.json" 2>&1; cat "$OUT/info.json"
+$PY -m cosmos_kernels.cli info --json >"$OUT/info.json" 2>&1; cat "$OUT/info.json"
 
 if [[ " $PHASES " == *" tests "* ]]; then
   step "GPU tests"
-  timeout "${TESTS_TIMEOUT:-330}" python -m pytest tests -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
+  # Triton compiles (and autotunes) each kernel variant once per process: spread them over workers.
+  workers=$($PY -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-8}")
+  timeout -k 10 "${TESTS_TIMEOUT:-330}" $PY -m pytest tests -m gpu -q -p no:cacheprovider $workers \
     2>&1 | tee "$OUT/gpu_tests.txt" | tail -25
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  pkill -f "pytest tests -m gpu" 2>/dev/null
 fi
 
 if [[ " $PHASES " == *" bench "* ]]; then
   step "benchmarks ($SHAPES shapes, bf16)"
   backends=triton
-  python -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=triton,cuda
-  timeout "${BENCH_TIMEOUT:-420}" cosmos-kernels bench --backend "$backends" --json "$OUT/bench_${SHAPES}.json" \
-    $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} 2>&1 | tee "$OUT/bench.txt"
+  $PY -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=triton,cuda
+  timeout "${BENCH_TIMEOUT:-420}" $PY -m cosmos_kernels.cli bench --backend "$backends" --reps "${BENCH_REPS:-20}" \
+    --json "$OUT/bench_${SHAPES}.json" $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
+    2>&1 | tee "$OUT/bench.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
+if [[ " $PHASES " == *" crossover "* ]]; then
+  step "attention crossover: ours vs fused prologue + best SDPA"
+  timeout "${CROSSOVER_TIMEOUT:-240}" $PY benchmarks/attention_crossover.py --json "$OUT/crossover.json" \
+    $([ "$SHAPES" = quick ] && echo --quick) 2>&1 | tee "$OUT/crossover.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
 step "summary"
 [ -f "$OUT/gpu_tests.txt" ] && grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
-[ -f "$OUT/bench.txt" ] && tail -40 "$OUT/bench.txt"
+[ -f "$OUT/bench.txt" ] && grep -E "^[a-z0-9_ +-]+ \[|failed" "$OUT/bench.txt"
+[ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃" "$OUT/crossover.txt"
 exit $status

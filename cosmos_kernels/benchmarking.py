@@ -223,14 +223,15 @@ def qk_norm_rope_case(
     )
 
 
-def _with_backward(fn: Callable[..., torch.Tensor]) -> Callable[..., None]:
+def with_backward(fn: Callable[..., torch.Tensor]) -> Callable[..., None]:
     """Forward and backward of fn: the inputs are leaves that require grad."""
 
     def run(*args: torch.Tensor, **kwargs: object) -> None:
         out = fn(*args, **kwargs)
         out.backward(torch.ones_like(out))
         for t in args:
-            t.grad = None
+            if isinstance(t, torch.Tensor):
+                t.grad = None
 
     return run
 
@@ -260,7 +261,7 @@ def attention_case(
             backend=backend,
         )
 
-    wrap = _with_backward if backward else (lambda fn: fn)
+    wrap = with_backward if backward else (lambda fn: fn)
     peers = {}
     if device.startswith("cuda"):
         backends = torch.nn.attention.SDPBackend
@@ -349,7 +350,7 @@ def dit_block_case(
             return block(x, emb, lora, context, cos, sin)
 
     eager = functools.partial(_dit_block_eager, block)
-    wrap = _with_backward if backward else (lambda fn: fn)
+    wrap = with_backward if backward else (lambda fn: fn)
     linear_flops = 2 * seq * dim * dim * (4 + 2 + 8) + 2 * 2 * text_tokens * 1024 * dim
     attention_flops = 4 * seq * seq * dim + 4 * seq * text_tokens * dim
     flops = linear_flops + attention_flops

@@ -162,6 +162,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = []
     results: list[dict[str, object]] = []
     failures: list[str] = []
+    ours_failed = False
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(bench_cases))
         for case in bench_cases:
@@ -175,15 +176,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     times[impl] = benchmarking.time_call(fn, case.inputs, reps=args.reps)
                 except BackendUnavailableError:  # e.g. no CUDA C++ kernel for this op: a "-" in the table
                     times[impl] = None
-                except Exception as error:  # a peer that breaks (a compiler bug) is reported, not fatal
-                    if impl in backends:
-                        raise
+                except Exception as error:
+                    # Reported, and the other cases still run: a device session must not lose every
+                    # later measurement to one compiler bug or out-of-memory. Ours failing fails the
+                    # command; a peer failing does not.
                     times[impl] = None
                     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
                     failures.append(f"{case.name}, {impl}: {type(error).__name__}: {first_line}")
+                    if impl in backends:
+                        ours_failed = True
                 if device.startswith("cuda"):
                     peaks[impl] = torch.cuda.max_memory_allocated()
+                    torch.cuda.empty_cache()
             progress.advance(task)
+            # One line per case as it finishes, so that output cut off by a time limit still shows it.
+            console.print(
+                f"{case.name} [{case.shape}]: "
+                + ", ".join(f"{k} {'-' if v is None else f'{v * 1e3:.3f} ms'}" for k, v in times.items())
+            )
             rows.append((case, times))
             results.append(
                 {
@@ -210,18 +220,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table.add_column("speedup", justify="right")
     for case, times in rows:
         ours = min((times[b] for b in backends if times[b] is not None), default=None)
-        best_peer = min(v for k, v in times.items() if k not in backends and v is not None)
+        best_peer = min((v for k, v in times.items() if k not in backends and v is not None), default=None)
         table.add_row(
             case.name,
             case.shape,
             *("-" if times.get(impl) is None else f"{times[impl] * 1e3:.3f}" for impl in columns),
             "-" if ours is None else case.throughput(ours),
-            "-" if ours is None else f"{best_peer / ours:.2f}x",
+            "-" if ours is None or best_peer is None else f"{best_peer / ours:.2f}x",
         )
     console.print(table)
     for failure in failures:
-        console.print(f"[yellow]peer failed, shown as '-': {failure}[/]", markup=True)
-    return 0
+        console.print(f"[yellow]failed, shown as '-': {failure}[/]", markup=True)
+    return 1 if ours_failed else 0
 
 
 def _write_bench_report(path: str, device: str, dtype: str, copy_bytes_per_s: float, results: list) -> None:

@@ -1,0 +1,155 @@
+"""Where our fused attention wins and where it loses to the fallback, to set ``backend="auto"``.
+
+The fallback is what ``auto`` would run instead: the same norm (+ RoPE) prologue as one fused pass
+(``qk_norm_rope`` on Triton for self-attention, ``F.rms_norm`` for cross-attention), then the fastest
+``scaled_dot_product_attention`` backend. Both sides do the same work on the same inputs (bfloat16,
+BSHD), forward and forward+backward. At the Cosmos-7B shape it also times both without the prologue
+(no norms, no RoPE): the difference is what the fused prologue costs, including the backward's
+recompute of q' and k' (the store-vs-recompute question).
+
+Shapes run largest first: the Triton autotuner keys on head dim and flags, not on sequence length, so
+the tiles chosen at the first (largest) shape serve the smaller ones, as in a model run.
+
+    python benchmarks/attention_crossover.py --json crossover.json [--reps 10] [--quick]
+"""
+
+import argparse
+import functools
+import json
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from cosmos_kernels import benchmarking, ops
+from cosmos_kernels.cli import collect_info
+
+SDPA = torch.nn.attention.SDPBackend
+FALLBACK_SDPA = {"cudnn": SDPA.CUDNN_ATTENTION, "flash": SDPA.FLASH_ATTENTION}
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: SDPA) -> torch.Tensor:
+    with torch.nn.attention.sdpa_kernel([backend]):
+        out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
+    return out.transpose(1, 2)
+
+
+def _fallback(q, k, v, q_weight, k_weight, cos, sin, *, sdpa_backend: SDPA) -> torch.Tensor:
+    if q_weight is not None and cos is not None:
+        q, k = ops.qk_norm_rope(q, k, q_weight, k_weight, cos, sin, backend="triton")
+    elif q_weight is not None:
+        q = F.rms_norm(q, (q.shape[-1],), q_weight, eps=1e-6)
+        k = F.rms_norm(k, (k.shape[-1],), k_weight, eps=1e-6)
+    return _sdpa(q, k, v, sdpa_backend)
+
+
+def _ours(q, k, v, q_weight, k_weight, cos, sin) -> torch.Tensor:
+    return ops.attention(
+        q, k, v, q_norm_weight=q_weight, k_norm_weight=k_weight, rope_cos=cos, rope_sin=sin, backend="triton"
+    )
+
+
+def _inputs(shape: dict, prologue: bool, grad: bool) -> tuple:
+    seq_q, seq_k, heads, dim, grid = (shape[key] for key in ("seq_q", "seq_k", "heads", "dim", "grid"))
+    device, dtype = "cuda", torch.bfloat16
+    q = torch.randn(1, seq_q, heads, dim, device=device, dtype=dtype)
+    k, v = torch.randn(2, 1, seq_k, heads, dim, device=device, dtype=dtype).unbind(0)
+    weights: list[torch.Tensor | None] = [None, None]
+    if prologue:
+        weights = list((1 + 0.1 * torch.randn(2, dim, device=device, dtype=dtype)).unbind(0))
+    leaves = [t if t is None else t.contiguous().requires_grad_(grad) for t in (q, k, v, *weights)]
+    tables = ops.rope3d_cos_sin(*grid, dim, device=device) if grid is not None and prologue else (None, None)
+    return (*leaves, *tables)
+
+
+def shapes(quick: bool) -> list[dict]:
+    """(label, Sq, Sk, heads, dim, RoPE grid or None for cross-attention), largest first."""
+    rows = [
+        ("self 16x44x80 (Cosmos-7B 720p)", (16, 44, 80), None, 32, 128),
+        ("self 8x44x80", (8, 44, 80), None, 32, 128),
+        ("self 4x32x64", (4, 32, 64), None, 32, 128),
+        ("self 2x32x64", (2, 32, 64), None, 32, 128),
+        ("self 1x32x32", (1, 32, 32), None, 32, 128),
+        ("cross 56320 x 512 text", None, (56320, 512), 32, 128),
+        ("cross 8192 x 512 text", None, (8192, 512), 32, 128),
+        ("self 4x32x64, D 64", (4, 32, 64), None, 16, 64),
+    ]
+    if quick:
+        rows = [rows[3], rows[4], rows[6]]
+    out = []
+    for label, grid, cross, heads, dim in rows:
+        seq_q, seq_k = cross if cross is not None else (math.prod(grid),) * 2
+        out.append({"label": label, "seq_q": seq_q, "seq_k": seq_k, "heads": heads, "dim": dim, "grid": grid})
+    return out
+
+
+def _time(fn: Callable, args: tuple, reps: int) -> float | None:
+    try:
+        return benchmarking.time_call(fn, [args], reps=reps)
+    except Exception as error:  # one failing backend must not end the sweep
+        print(f"  failed: {type(error).__name__}: {str(error).strip().splitlines()[0][:200]}")
+        return None
+    finally:
+        torch.cuda.empty_cache()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="write every timing here (rewritten after each shape)")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="three small shapes")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("attention_crossover: needs a CUDA device")
+        return 2
+    console = Console(width=160)
+    results = []
+    for shape in shapes(args.quick):
+        for backward in (False, True):
+            wrap = benchmarking.with_backward if backward else (lambda fn: fn)
+            direction = "fwd+bwd" if backward else "fwd"
+            prologues = (True, False) if shape["label"].startswith("self 16x44x80") else (True,)
+            for prologue in prologues:
+                inputs = _inputs(shape, prologue, backward)
+                times = {"ours": _time(wrap(_ours), inputs, args.reps)}
+                for name, sdpa_backend in FALLBACK_SDPA.items():
+                    fn = wrap(functools.partial(_fallback, sdpa_backend=sdpa_backend))
+                    times[f"fallback-{name}"] = _time(fn, inputs, args.reps)
+                del inputs
+                row = {**shape, "direction": direction, "prologue": prologue, "seconds": times}
+                results.append(row)
+                console.print(
+                    f"{shape['label']} {direction}{'' if prologue else ' (no norm/RoPE)'}: "
+                    + ", ".join(f"{k} {'-' if v is None else f'{v * 1e3:.3f} ms'}" for k, v in times.items())
+                )
+                if args.json:
+                    with open(args.json, "w") as f:
+                        json.dump({"results": results, "info": collect_info()}, f, indent=2, default=str)
+
+    table = Table(title="attention: ours (fused) vs fallback (fused prologue + best SDPA), bf16, ms")
+    for column in ("shape", "dir", "prologue", "ours", "best fallback", "ours / fallback", "auto"):
+        table.add_column(column)
+    for row in results:
+        times = row["seconds"]
+        ours = times["ours"]
+        fallbacks = {k: v for k, v in times.items() if k != "ours" and v is not None}
+        best = min(fallbacks, key=fallbacks.get, default=None)
+        ratio = None if ours is None or best is None else ours / fallbacks[best]
+        table.add_row(
+            row["label"],
+            row["direction"],
+            ("norm+RoPE" if row["grid"] else "norm") if row["prologue"] else "none",
+            "-" if ours is None else f"{ours * 1e3:.3f}",
+            "-" if best is None else f"{fallbacks[best] * 1e3:.3f} ({best})",
+            "-" if ratio is None else f"{ratio:.3f}",
+            "-" if ratio is None else ("ours" if ratio <= 1 else "fallback"),
+        )
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
