@@ -40,6 +40,9 @@ def _cuda_extension_error() -> str | None:
     return f"the CUDA extension cosmos_kernels._C is not available ({cuda.import_error()})"
 
 
+# torch.compile calls this at trace time and keeps the answer (what is installed does not change
+# during a run), instead of tracing the import machinery inside, which Dynamo refuses.
+@torch.compiler.assume_constant_result
 def unavailable_reason(backend: str, device: torch.device) -> str | None:
     """Why ``backend`` cannot run on ``device``, or None when it can."""
     if backend == "torch":

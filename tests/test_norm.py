@@ -74,7 +74,8 @@ def test_frames_do_not_mix(device, backend):
     x, weight, bias = (t.detach() for t in make_inputs((2, 4, 3, 5, 6), torch.float32, device))
     out = ops.group_norm_silu(x, weight, bias, backend=backend)
     changed = x.clone()
-    changed[:, :, 1] = changed[:, :, 1] * 3 + 5
+    # Not an affine change (x * a + b), which a per-frame norm all but cancels (on a GPU, to allclose).
+    changed[:, :, 1] = torch.randn_like(changed[:, :, 1])
     out_changed = ops.group_norm_silu(changed, weight, bias, backend=backend)
     assert torch.equal(out[:, :, 0], out_changed[:, :, 0])
     assert torch.equal(out[:, :, 2], out_changed[:, :, 2])

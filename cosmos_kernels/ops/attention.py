@@ -12,13 +12,12 @@ fused into the loads of q and k) for ``attention``; ``torch`` (the reference) fo
 standalone ``qk_norm_rope`` has no fast kernel yet.
 """
 
-import importlib.util
 from types import ModuleType
 
 import torch
 
 from cosmos_kernels import reference
-from cosmos_kernels._backend import resolve_backend
+from cosmos_kernels._backend import resolve_backend, unavailable_reason
 from cosmos_kernels.ops._checks import (
     check_eps,
     check_int,
@@ -50,7 +49,7 @@ def _fast_input_reason(q: Tensor, rope_cos: Tensor | None) -> str | None:
         return reason
     if rope_cos is not None and rope_cos.dtype != torch.float32:
         return f"float32 RoPE tables, got {rope_cos.dtype}"
-    if importlib.util.find_spec("triton") is None:
+    if unavailable_reason("triton", q.device) is not None:
         return None  # no fast backend to ask; resolve_backend says why none is available
     if not _kernels().head_dim_supported(q.shape[-1]):
         return f"head dims that are multiples of 16 in [32, 256], got D = {q.shape[-1]}"
