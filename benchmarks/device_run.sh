@@ -5,7 +5,7 @@
 # has torch, triton, nvcc and pytest-benchmark but no registry access, hence --no-build-isolation
 # --no-deps; its Python is `python3` (a plain `python` may be missing).
 #   usage: OUT=/some/dir [PHASES="build tests bench crossover"] [BENCH_ONLY="attention,qk_norm_rope"] \
-#          [BENCH_REPS=20] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
+#          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
 #          bash benchmarks/device_run.sh [--quick]
 # A device call may run 600 s at most, and a session gets 15 min of device time with the machine's
 # start included, and a machine stays warm only 30 s after a call. So plan one call of about 8 min
@@ -60,8 +60,10 @@ fi
 
 if [[ " $PHASES " == *" bench "* ]]; then
   step "benchmarks ($SHAPES shapes, bf16)"
-  backends=triton
-  $PY -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=triton,cuda
+  # auto is what users get (for attention: our prologue pass, then SDPA); triton and cuda are the kernels.
+  backends=auto,triton
+  $PY -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=auto,triton,cuda
+  backends=${BENCH_BACKENDS:-$backends}
   timeout "${BENCH_TIMEOUT:-420}" $PY -m cosmos_kernels.cli bench --backend "$backends" --reps "${BENCH_REPS:-20}" \
     --json "$OUT/bench_${SHAPES}.json" $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
     2>&1 | tee "$OUT/bench.txt"

@@ -92,6 +92,43 @@ def test_triton_attention_matches_reference(device, backend, case):
     check_against_reference(device, backend, case, dtypes)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "case",
+    [(2, 130, 130, 2, 128, "qk", True, None), (1, 77, 40, 3, 64, "qk", False, None)],
+    ids=["self", "cross"],
+)
+def test_auto_on_gpu_runs_sdpa_after_the_prologue_pass(case, monkeypatch):
+    """auto in half precision: our prologue pass, then scaled_dot_product_attention, exact to bf16/fp16."""
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(1) or sdpa(*a, **kw))
+    monkeypatch.delenv("COSMOS_KERNELS_BACKEND", raising=False)
+    for dtype in (torch.float16, torch.bfloat16):
+        (q, k, v), kwargs = make_inputs(*case, dtype, device="cuda")
+        q, k, v = leaves(q, k, v)
+        names, kwargs = differentiable(kwargs)
+        out = ops.attention(q, k, v, **kwargs)
+        q64, k64, v64 = leaves(q.double(), k.double(), v.double())
+        names, kwargs64 = differentiable(as_float64(kwargs))
+        ref = reference.attention(q64, k64, v64, **kwargs64)
+        assert_close(out, ref, dtype, f"forward {dtype}")
+        grad_out = torch.randn_like(ref).to(dtype)
+        out.backward(grad_out)
+        ref.backward(grad_out.double())
+        pairs = [("q", q, q64), ("k", k, k64), ("v", v, v64)] + [(n, kwargs[n], kwargs64[n]) for n in names]
+        for name, ours, theirs in pairs:
+            assert_close(ours.grad, theirs.grad, dtype, f"grad {name} {dtype}")
+    assert len(calls) == 2, "auto must hand the attention to SDPA in half precision"
+    # Key lengths, an lse or a named backend keep our kernel.
+    (q, k, v), kwargs = make_inputs(*case[:-1], [5] * case[0], torch.bfloat16, device="cuda")
+    ops.attention(q, k, v, **kwargs)
+    ops.attention(q, k, v, return_lse=True)
+    ops.attention(q, k, v, backend="triton")
+    assert len(calls) == 2
+
+
 def check_against_reference(device, backend, case, dtypes):
     for dtype in dtypes:
         (q, k, v), kwargs = make_inputs(*case, dtype, device=device)

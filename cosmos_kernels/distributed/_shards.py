@@ -2,11 +2,16 @@
 
 import torch
 
-from cosmos_kernels import ops
+from cosmos_kernels._backend import resolve_backend
 from cosmos_kernels.distributed._collective import ProcessGroup, agree, local_error
 from cosmos_kernels.ops._checks import check_eps, check_same_dtype_and_device, check_tensor
-from cosmos_kernels.ops.attention import _check_norm_weight, _check_rope
-from cosmos_kernels.reference.attention import attention_prologue
+from cosmos_kernels.ops.attention import (
+    PREFERENCE,
+    _attention_prologue,
+    _check_norm_weight,
+    _check_rope,
+    _fast_input_reason,
+)
 
 Tensor = torch.Tensor
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -84,23 +89,9 @@ def norm_rope(
     rope_cos: Tensor | None,
     rope_sin: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    """The attention prologue (optional RMSNorms, optional RoPE) on this rank's tokens, differentiable.
-
-    Rounded to q's dtype once, at the end. With both norms and RoPE (the DiT) this is
-    ``ops.qk_norm_rope``; partial prologues have no op of their own and use the reference's, which
-    autograd differentiates.
-    """
-    if q_norm_weight is not None and k_norm_weight is not None and rope_cos is not None:
-        return ops.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, rope_cos, rope_sin, eps=norm_eps)
-    if q_norm_weight is None and k_norm_weight is None and rope_cos is None:
-        return q, k
-    qf, kf = attention_prologue(
-        q,
-        k,
-        q_norm_weight=q_norm_weight,
-        k_norm_weight=k_norm_weight,
-        norm_eps=norm_eps,
-        rope_cos=rope_cos,
-        rope_sin=rope_sin,
+    """The attention prologue (optional RMSNorms, optional RoPE) on this rank's tokens, differentiable,
+    rounded to q's dtype once, at the end: the pass ``ops.attention`` runs before its kernel."""
+    backend = resolve_backend(
+        "auto", q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, rope_cos)
     )
-    return qf.to(q.dtype), kf.to(k.dtype)
+    return _attention_prologue(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin, backend)

@@ -7,17 +7,25 @@ attention with keys at positions >= ``k_lengths[b]`` masked. ``qk_norm_rope`` is
 prologue alone, for use with other attention implementations. ``rope3d_cos_sin`` builds the tables of
 Cosmos-1.0's 3D RoPE (``VideoRopePosition3DEmb``) for a (T, H, W) token grid.
 
-Backends: ``triton`` (``cosmos_kernels/triton/attention.py``: flash attention with the norm and RoPE
-fused into the loads of q and k) for ``attention``; ``torch`` (the reference) for all three. The
-standalone ``qk_norm_rope`` has no fast kernel yet.
+Backends: ``triton`` runs the prologue as one memory-bound pass per tensor
+(``cosmos_kernels/triton/qk_norm_rope.py``) and then our flash attention
+(``cosmos_kernels/triton/attention.py``) on q', k'; ``torch`` is the reference. ``auto`` on a GPU runs
+the same prologue pass and then ``scaled_dot_product_attention`` wherever SDPA can do the same work
+(half precision, no ``k_lengths``, no lse): on an H100, cuDNN's attention beat our Triton kernel at
+every shape measured (benchmarks/RESULTS.md), so ``auto`` is never slower than the best SDPA backend
+there. Fusing the prologue into the attention kernel's loads, the first design, recomputed k' for every
+query block: 206 ms against 114.6 ms without the prologue at the Cosmos-7B shape, where the separate
+pass costs about 1 ms.
 """
 
+import os
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 
 from cosmos_kernels import reference
-from cosmos_kernels._backend import resolve_backend, unavailable_reason
+from cosmos_kernels._backend import ENV_VAR, resolve_backend, unavailable_reason
 from cosmos_kernels.ops._checks import (
     check_eps,
     check_int,
@@ -28,10 +36,10 @@ from cosmos_kernels.ops._checks import (
 )
 from cosmos_kernels.reference.attention import attention_prologue
 
-# The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel: the Triton
-# kernel is the one to measure against cuDNN first, and a CUDA flash attention that beats cuDNN on
-# Hopper needs warp-specialized wgmma/TMA pipelines (FlashAttention-3's design), which are only worth
-# writing once measurements show where Triton's falls short.
+# The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel: on an H100 our
+# Triton flash attention (plain, no prologue) runs at 74% of cuDNN's speed (114.6 vs 85.2 ms forward at
+# the Cosmos-7B shape), and a CUDA kernel that beats cuDNN needs FlashAttention-3's warp-specialized
+# wgmma/TMA pipelines; until one exists, ``auto`` hands the core to SDPA (cuDNN) where it can.
 PREFERENCE: tuple[str, ...] = ("triton",)
 # The standalone prologue is memory-bound; one Triton pass per tensor reads and writes each row once.
 QK_NORM_ROPE_PREFERENCE: tuple[str, ...] = ("triton",)
@@ -42,6 +50,12 @@ def _kernels() -> ModuleType:
     from cosmos_kernels.triton import attention
 
     return attention
+
+
+def _prologue_kernels() -> ModuleType:
+    from cosmos_kernels.triton import qk_norm_rope
+
+    return qk_norm_rope
 
 
 def _fast_input_reason(q: Tensor, rope_cos: Tensor | None) -> str | None:
@@ -76,9 +90,8 @@ def _attention(
 ) -> tuple[Tensor, Tensor]:
     """(out, lse): the lse is always computed, since the backward of a fast kernel needs it."""
     if backend == "triton":
-        return _kernels().attention_forward(
-            q, k, v, q_norm_weight, k_norm_weight, rope_cos, rope_sin, k_lengths, norm_eps, softmax_scale
-        )
+        # ops.attention has already applied the prologue: the kernel computes plain attention.
+        return _kernels().attention_forward(q, k, v, k_lengths, softmax_scale)
     out, lse = reference.attention(
         q,
         k,
@@ -123,22 +136,10 @@ def _attention_backward(
     """[dq, dk, dv] followed by the gradients of the norm weights that were given, in order."""
     if backend == "triton":
         grads = _kernels().attention_backward(
-            last_dim_contiguous(grad_out),
-            q,
-            k,
-            v,
-            out,
-            lse,
-            q_norm_weight,
-            k_norm_weight,
-            rope_cos,
-            rope_sin,
-            k_lengths,
-            norm_eps,
-            softmax_scale,
+            last_dim_contiguous(grad_out), q, k, v, out, lse, k_lengths, softmax_scale,
             grad_lse=grad_lse.contiguous(),
-        )
-        return [g for g in grads if g is not None]
+        )  # fmt: skip
+        return list(grads)
     return _attention_backward_torch(
         grad_out,
         grad_lse,
@@ -292,16 +293,34 @@ _attention.register_autograd(_attention_backward_rule, setup_context=_attention_
 def _qk_norm_rope(
     q: Tensor,
     k: Tensor,
-    q_norm_weight: Tensor,
-    k_norm_weight: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    cos: Tensor | None,
+    sin: Tensor | None,
     eps: float,
     backend: str,
 ) -> tuple[Tensor, Tensor]:
+    """The optional RMSNorms, then the optional RoPE, of q and k, in their dtype (computed in fp32)."""
     if backend == "triton":
-        return _kernels().qk_norm_rope_forward(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
-    return reference.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
+        kernels = _prologue_kernels()
+        return (
+            kernels.prologue_forward(q, q_norm_weight, cos, sin, eps),
+            kernels.prologue_forward(k, k_norm_weight, cos, sin, eps),
+        )
+    qf, kf = attention_prologue(
+        q,
+        k,
+        q_norm_weight=q_norm_weight,
+        k_norm_weight=k_norm_weight,
+        norm_eps=eps,
+        rope_cos=cos,
+        rope_sin=sin,
+    )
+    # Copies: a tensor the prologue leaves alone comes back from the reference as itself, and a custom
+    # op's output must not alias its input.
+    return tuple(
+        t.to(x.dtype, memory_format=torch.contiguous_format, copy=True) for t, x in ((qf, q), (kf, k))
+    )
 
 
 @_qk_norm_rope.register_fake
@@ -315,29 +334,42 @@ def _qk_norm_rope_backward(
     grad_k: Tensor,
     q: Tensor,
     k: Tensor,
-    q_norm_weight: Tensor,
-    k_norm_weight: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    cos: Tensor | None,
+    sin: Tensor | None,
     eps: float,
     backend: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> list[Tensor]:
+    """[grad_q, grad_k] followed by the gradients of the norm weights that were given, in order."""
     if backend == "triton":
-        return _kernels().qk_norm_rope_backward(
-            last_dim_contiguous(grad_q), last_dim_contiguous(grad_k), q, k, q_norm_weight, k_norm_weight, cos,
-            sin, eps,
-        )  # fmt: skip
+        kernels = _prologue_kernels()
+        grad_q, grad_qw = kernels.prologue_backward(
+            last_dim_contiguous(grad_q), q, q_norm_weight, cos, sin, eps
+        )
+        grad_k, grad_kw = kernels.prologue_backward(
+            last_dim_contiguous(grad_k), k, k_norm_weight, cos, sin, eps
+        )
+        return [g for g in (grad_q, grad_k, grad_qw, grad_kw) if g is not None]
+    weights = [w for w in (q_norm_weight, k_norm_weight) if w is not None]
 
-    def fn(q: Tensor, k: Tensor, q_norm_weight: Tensor, k_norm_weight: Tensor) -> tuple[Tensor, Tensor]:
-        return reference.qk_norm_rope(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
+    def fn(q: Tensor, k: Tensor, *given: Tensor) -> tuple[Tensor, Tensor]:
+        present = iter(given)
+        qw = next(present) if q_norm_weight is not None else None
+        kw = next(present) if k_norm_weight is not None else None
+        qf, kf = attention_prologue(
+            q, k, q_norm_weight=qw, k_norm_weight=kw, norm_eps=eps, rope_cos=cos, rope_sin=sin
+        )
+        return qf.to(q.dtype), kf.to(k.dtype)
 
-    _, vjp = torch.func.vjp(fn, q, k, q_norm_weight, k_norm_weight)
-    return tuple(g.contiguous() for g in vjp((grad_q, grad_k)))
+    _, vjp = torch.func.vjp(fn, q, k, *weights)
+    # Copies, as in the forward: the gradient of an untouched tensor is the incoming one itself.
+    return [g.clone(memory_format=torch.contiguous_format) for g in vjp((grad_q, grad_k))]
 
 
 @_qk_norm_rope_backward.register_fake
 def _(grad_q, grad_k, q, k, q_norm_weight, k_norm_weight, cos, sin, eps, backend):
-    return tuple(t.new_empty(t.shape) for t in (q, k, q_norm_weight, k_norm_weight))
+    return [t.new_empty(t.shape) for t in (q, k, q_norm_weight, k_norm_weight) if t is not None]
 
 
 def _qk_norm_rope_setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
@@ -346,11 +378,59 @@ def _qk_norm_rope_setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor
 
 
 def _qk_norm_rope_backward_rule(ctx, grad_q: Tensor, grad_k: Tensor):
-    grads = _qk_norm_rope_backward(grad_q, grad_k, *ctx.saved_tensors, ctx.eps, ctx.backend)
-    return (*grads, None, None, None, None)
+    q, k, q_norm_weight, k_norm_weight, cos, sin = ctx.saved_tensors
+    grads = iter(
+        _qk_norm_rope_backward(
+            grad_q, grad_k, q, k, q_norm_weight, k_norm_weight, cos, sin, ctx.eps, ctx.backend
+        )
+    )
+    grad_q, grad_k = next(grads), next(grads)
+    grad_qw = next(grads) if q_norm_weight is not None else None
+    grad_kw = next(grads) if k_norm_weight is not None else None
+    # The RoPE tables are constants of the token grid: no gradient flows into them.
+    return grad_q, grad_k, grad_qw, grad_kw, None, None, None, None
 
 
 _qk_norm_rope.register_autograd(_qk_norm_rope_backward_rule, setup_context=_qk_norm_rope_setup_context)
+
+
+def _attention_prologue(
+    q: Tensor,
+    k: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    norm_eps: float,
+    rope_cos: Tensor | None,
+    rope_sin: Tensor | None,
+    backend: str,
+) -> tuple[Tensor, Tensor]:
+    """(q', k') in q's dtype on a resolved backend, differentiable; q, k themselves when there is no
+    prologue. The inputs are checked by the caller."""
+    if q_norm_weight is None and k_norm_weight is None and rope_cos is None:
+        return q, k
+    return _qk_norm_rope(
+        last_dim_contiguous(q),
+        last_dim_contiguous(k),
+        *(w if w is None else w.contiguous() for w in (q_norm_weight, k_norm_weight)),
+        rope_cos,
+        rope_sin,
+        norm_eps,
+        backend,
+    )
+
+
+def _sdpa_does_the_work(requested: str, q: Tensor, k_lengths: Tensor | None, return_lse: bool) -> bool:
+    """Whether ``auto`` hands the attention after the prologue to ``scaled_dot_product_attention``: on
+    CUDA in half precision, when SDPA can do the same work (it has no per-batch key lengths that give
+    zero rows, and returns no lse). Naming a backend (argument or $COSMOS_KERNELS_BACKEND) runs it."""
+    asked_auto = requested == "auto" and os.environ.get(ENV_VAR, "auto") == "auto"
+    return (
+        asked_auto
+        and q.is_cuda
+        and q.dtype in (torch.float16, torch.bfloat16)
+        and k_lengths is None
+        and not return_lse
+    )
 
 
 def _check_norm_weight(op: str, name: str, weight: Tensor, dim: int) -> None:
@@ -473,13 +553,23 @@ def attention(
     chosen = resolve_backend(
         backend, q.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(q, rope_cos)
     )
+    if chosen == "torch":
+        # The reference applies the prologue itself, keeping q' and k' in float32.
+        prologue = (q_norm_weight, k_norm_weight, rope_cos, rope_sin)
+    else:
+        q, k = _attention_prologue(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin, chosen)
+        prologue = (None, None, None, None)
+        if _sdpa_does_the_work(backend, q, k_lengths, return_lse):
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=float(softmax_scale)
+            )
+            return out.transpose(1, 2)
     out, lse = _attention(
         last_dim_contiguous(q),
         last_dim_contiguous(k),
         last_dim_contiguous(v),
-        *(w if w is None else w.contiguous() for w in (q_norm_weight, k_norm_weight)),
-        rope_cos,
-        rope_sin,
+        *(w if w is None else w.contiguous() for w in prologue[:2]),
+        *prologue[2:],
         k_lengths,
         norm_eps,
         float(softmax_scale),
@@ -528,15 +618,8 @@ def qk_norm_rope(
         preference=QK_NORM_ROPE_PREFERENCE,
         input_reason=_fast_input_reason(q, cos),
     )
-    return _qk_norm_rope(
-        last_dim_contiguous(q),
-        last_dim_contiguous(k),
-        q_norm_weight,
-        k_norm_weight,
-        last_dim_contiguous(cos),
-        last_dim_contiguous(sin),
-        eps,
-        chosen,
+    return _attention_prologue(
+        q, k, q_norm_weight, k_norm_weight, eps, last_dim_contiguous(cos), last_dim_contiguous(sin), chosen
     )
 
 
