@@ -5,7 +5,8 @@
 # has torch, triton, nvcc and pytest-benchmark but no registry access, hence --no-build-isolation
 # --no-deps; its Python is `python3` (a plain `python` may be missing).
 #   usage: OUT=/some/dir [PHASES="build tests bench crossover"] [BENCH_ONLY="attention,qk_norm_rope"] \
-#          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
+#          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [BENCH_ARGS=--no-compile] [TESTS="tests/test_x.py"] \
+#          [BUILD_CUDA=0] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
 #          bash benchmarks/device_run.sh [--quick]
 # A device call may run 600 s at most, and a session gets 15 min of device time with the machine's
 # start included, and a machine stays warm only 30 s after a call. So plan one call of about 8 min
@@ -40,7 +41,7 @@ step "machine"
 if [[ " $PHASES " == *" build "* ]]; then
   step "build"
   start=$SECONDS
-  if COSMOS_KERNELS_BUILD_CUDA=1 $PY -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1; then
+  if COSMOS_KERNELS_BUILD_CUDA=${BUILD_CUDA:-1} $PY -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1; then
     echo "extension built in $((SECONDS - start)) s"
   else
     tail -40 "$OUT/build.log"; echo "BUILD FAILED: the Triton backend is still tested"; status=1
@@ -52,10 +53,10 @@ if [[ " $PHASES " == *" tests "* ]]; then
   step "GPU tests"
   # Triton compiles (and autotunes) each kernel variant once per process: spread them over workers.
   workers=$($PY -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-8}")
-  timeout -k 10 "${TESTS_TIMEOUT:-330}" $PY -m pytest tests -m gpu -q -p no:cacheprovider $workers \
+  timeout -k 10 "${TESTS_TIMEOUT:-330}" $PY -m pytest ${TESTS:-tests} -m gpu -q -p no:cacheprovider $workers \
     2>&1 | tee "$OUT/gpu_tests.txt" | tail -25
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
-  pkill -f "pytest tests -m gpu" 2>/dev/null
+  pkill -f "pytest ${TESTS:-tests} -m gpu" 2>/dev/null
 fi
 
 if [[ " $PHASES " == *" bench "* ]]; then
@@ -65,7 +66,7 @@ if [[ " $PHASES " == *" bench "* ]]; then
   $PY -c "import cosmos_kernels.cuda as c, sys; sys.exit(0 if c.is_built() else 1)" && backends=auto,triton,cuda
   backends=${BENCH_BACKENDS:-$backends}
   timeout "${BENCH_TIMEOUT:-420}" $PY -m cosmos_kernels.cli bench --backend "$backends" --reps "${BENCH_REPS:-20}" \
-    --json "$OUT/bench_${SHAPES}.json" $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
+    --json "$OUT/bench_${SHAPES}.json" $([ "$SHAPES" = quick ] && echo --quick) ${BENCH_ONLY:+--only "$BENCH_ONLY"} $BENCH_ARGS \
     2>&1 | tee "$OUT/bench.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
