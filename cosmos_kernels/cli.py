@@ -99,6 +99,9 @@ def collect_info() -> dict[str, object]:
         op: resolve_backend("auto", device, op=op, preference=preference)
         for op, preference in OP_PREFERENCES.items()
     }
+    if auto["attention"] != "torch":
+        # ops.attention's auto: the prologue pass, then SDPA where it can do the work (see ops/attention.py).
+        auto["attention"] = f"{auto['attention']} prologue, then SDPA in fp16/bf16 without k_lengths or lse"
     return {
         "cosmos_kernels": __version__,
         "python": platform.python_version(),
