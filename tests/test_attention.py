@@ -323,8 +323,15 @@ def test_opcheck_custom_ops():
         torch.library.opcheck(
             torch.ops.cosmos_kernels.attention.default, (*leaves(q, k, v), *optional, 1e-6, 0.3, "torch")
         )
-    args = (*leaves(q, k), *norm_weights, *tables, 1e-6, "torch")
-    torch.library.opcheck(torch.ops.cosmos_kernels.qk_norm_rope.default, args)
+    # The prologue op with every piece, and with the partial prologues of cross-attention (norms, no
+    # RoPE) and of a norm on one side only (the other tensor passes through, copied).
+    for pieces in (
+        (*norm_weights, *tables),
+        (*norm_weights, None, None),
+        (None, norm_weights[1], None, None),
+    ):
+        args = (*leaves(q, k), *pieces, 1e-6, "torch")
+        torch.library.opcheck(torch.ops.cosmos_kernels.qk_norm_rope.default, args)
 
 
 def test_compile_fullgraph_matches_eager():
