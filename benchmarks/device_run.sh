@@ -8,15 +8,19 @@
 #          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [BENCH_ARGS=--no-compile] [TESTS="tests/test_x.py"] \
 #          [BUILD_CUDA=0] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
 #          bash benchmarks/device_run.sh [--quick]
-# A device call may run 600 s at most, and a session gets 15 min of device time with the machine's
-# start included, and a machine stays warm only 30 s after a call. So plan one call of about 8 min
-# (build, GPU tests on 8 pytest-xdist workers, the attention benchmarks, the crossover sweep), e.g.
-#   PHASES="build tests bench crossover" TESTS_TIMEOUT=150 BENCH_TIMEOUT=200 CROSSOVER_TIMEOUT=100 \
-#   BENCH_ONLY="attention,qk_norm_rope" BENCH_REPS=10
-# and a second, prepared call sent at once (the build is kept on a warm machine) for the other cases:
-#   PHASES="build bench" BENCH_ONLY="dit block,adaln_modulate,gated_residual_adaln,haar3d,group_norm_silu"
+# A device call may run 600 s at most, a session gets 15 min of device time with the machine's start
+# included, and a machine stays warm only 30 s after a call. Seen on 2026-11-26 (H100): a start costs
+# ~30 s, the build with the CUDA extension 59 s (2 s without: BUILD_CUDA=0), all 130 GPU tests on 8
+# xdist workers 103 s (Triton compiling every autotune candidate), torch.compile peers 20-60 s each.
+# That session ran, in order (raw outputs in benchmarks/runs/2026-11-26-h100-call*):
+#   1. PHASES="build tests bench crossover" TESTS_TIMEOUT=120 BENCH_TIMEOUT=190 CROSSOVER_TIMEOUT=110 \
+#      BENCH_ONLY="attention,qk_norm_rope" BENCH_REPS=10                                  (426 s)
+#   2. sent at once, on the warm machine (the build is kept): PHASES="bench" BENCH_REPS=10 BENCH_ONLY=\
+#      "adaln_modulate,gated_residual_adaln,haar3d_analysis,haar3d_synthesis,group_norm_silu,cv8x8x8 encode,cv8x8x8 decode,dit block fwd"
+#                                                                                           (145 s)
+#   3. after fixes: BUILD_CUDA=0 TESTS="<four test files>" BENCH_ARGS=--no-compile ...     (195 s)
 # (BENCH_ONLY is `cosmos-kernels bench --only`; the JSON is written after every case, so a timeout
-# keeps what was measured).
+# keeps what was measured.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
