@@ -33,6 +33,27 @@ _WARPS = 4
 
 
 @triton.jit
+def _load_halves(ptr, offs, mask, HALF: tl.constexpr):
+    """The two halves [.., :HALF] and [.., HALF:] at ptr + offs, in fp32."""
+    x1 = tl.load(ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    x2 = tl.load(ptr + offs + HALF, mask=mask, other=0.0).to(tl.float32)
+    return x1, x2
+
+
+@triton.jit
+def _load_tables(cos_ptr, sin_ptr, rows, offs_h, mask, stride_cs, stride_ss):
+    c = tl.load(cos_ptr + (rows * stride_cs)[:, None] + offs_h[None, :], mask=mask, other=0.0)
+    s = tl.load(sin_ptr + (rows * stride_ss)[:, None] + offs_h[None, :], mask=mask, other=0.0)
+    return c, s
+
+
+@triton.jit
+def _rstd(x1, x2, eps, HALF: tl.constexpr):
+    # Padded columns are 0 and do not count: the mean is over the true D = 2 * HALF.
+    return tl.rsqrt((tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / (2 * HALF) + eps)
+
+
+@triton.jit
 def _prologue_fwd_kernel(
     x_ptr, w_ptr, cos_ptr, sin_ptr, out_ptr,
     stride_xb, stride_xs, stride_xh, stride_ob, stride_os, stride_oh, stride_cs, stride_ss,
@@ -45,19 +66,15 @@ def _prologue_fwd_kernel(
     offs_h = tl.arange(0, BLOCK_HALF)
     mask = (rows < S)[:, None] & (offs_h < HALF)[None, :]
     if NORM:
-        w1 = tl.load(w_ptr + offs_h, mask=offs_h < HALF, other=0.0).to(tl.float32)[None, :]
-        w2 = tl.load(w_ptr + HALF + offs_h, mask=offs_h < HALF, other=0.0).to(tl.float32)[None, :]
+        w1, w2 = _load_halves(w_ptr, offs_h[None, :], (offs_h < HALF)[None, :], HALF)
     if ROPE:
-        c = tl.load(cos_ptr + (rows * stride_cs)[:, None] + offs_h[None, :], mask=mask, other=0.0)
-        s = tl.load(sin_ptr + (rows * stride_ss)[:, None] + offs_h[None, :], mask=mask, other=0.0)
+        c, s = _load_tables(cos_ptr, sin_ptr, rows, offs_h, mask, stride_cs, stride_ss)
     x_rows = x_ptr + b * stride_xb + (rows * stride_xs)[:, None] + offs_h[None, :]
     out_rows = out_ptr + b * stride_ob + (rows * stride_os)[:, None] + offs_h[None, :]
     for h in range(H):
-        x1 = tl.load(x_rows + h * stride_xh, mask=mask, other=0.0).to(tl.float32)
-        x2 = tl.load(x_rows + h * stride_xh + HALF, mask=mask, other=0.0).to(tl.float32)
+        x1, x2 = _load_halves(x_rows + h * stride_xh, 0, mask, HALF)
         if NORM:
-            # Padded columns are 0 and do not count: the mean is over the true D = 2 * HALF.
-            rstd = tl.rsqrt((tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / (2 * HALF) + eps)
+            rstd = _rstd(x1, x2, eps, HALF)
             x1 = x1 * rstd[:, None] * w1
             x2 = x2 * rstd[:, None] * w2
         if ROPE:
@@ -80,26 +97,22 @@ def _prologue_bwd_kernel(
     h_ok = offs_h < HALF
     mask = (rows < S)[:, None] & h_ok[None, :]
     if NORM:
-        w1 = tl.load(w_ptr + offs_h, mask=h_ok, other=0.0).to(tl.float32)[None, :]
-        w2 = tl.load(w_ptr + HALF + offs_h, mask=h_ok, other=0.0).to(tl.float32)[None, :]
+        w1, w2 = _load_halves(w_ptr, offs_h[None, :], h_ok[None, :], HALF)
         acc_w1 = tl.zeros([BLOCK_HALF], tl.float32)
         acc_w2 = tl.zeros([BLOCK_HALF], tl.float32)
     if ROPE:
-        c = tl.load(cos_ptr + (rows * stride_cs)[:, None] + offs_h[None, :], mask=mask, other=0.0)
-        s = tl.load(sin_ptr + (rows * stride_ss)[:, None] + offs_h[None, :], mask=mask, other=0.0)
+        c, s = _load_tables(cos_ptr, sin_ptr, rows, offs_h, mask, stride_cs, stride_ss)
     g_rows = g_ptr + b * stride_gb + (rows * stride_gs)[:, None] + offs_h[None, :]
     x_rows = x_ptr + b * stride_xb + (rows * stride_xs)[:, None] + offs_h[None, :]
     dx_rows = dx_ptr + b * stride_db + (rows * stride_ds)[:, None] + offs_h[None, :]
     for h in range(H):
-        g1 = tl.load(g_rows + h * stride_gh, mask=mask, other=0.0).to(tl.float32)
-        g2 = tl.load(g_rows + h * stride_gh + HALF, mask=mask, other=0.0).to(tl.float32)
+        g1, g2 = _load_halves(g_rows + h * stride_gh, 0, mask, HALF)
         if ROPE:
             # The transpose of the rotation [[c, -s], [s, c]] on each (i, i + D/2) pair.
             g1, g2 = g1 * c + g2 * s, g2 * c - g1 * s
         if NORM:
-            x1 = tl.load(x_rows + h * stride_xh, mask=mask, other=0.0).to(tl.float32)
-            x2 = tl.load(x_rows + h * stride_xh + HALF, mask=mask, other=0.0).to(tl.float32)
-            rstd = tl.rsqrt((tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / (2 * HALF) + eps)
+            x1, x2 = _load_halves(x_rows + h * stride_xh, 0, mask, HALF)
+            rstd = _rstd(x1, x2, eps, HALF)
             x1 = x1 * rstd[:, None]
             x2 = x2 * rstd[:, None]
             acc_w1 += tl.sum(g1 * x1, axis=0)
