@@ -15,10 +15,14 @@ OPS = [
     "gated_residual_adaln",
     "haar3d_analysis",
     "haar3d_synthesis",
+    "group_norm_silu",
+    "qk_norm_rope",
     "attention fwd",
     "attention fwd+bwd",
     "tokenizer encode",
     "tokenizer decode",
+    "dit block fwd",
+    "dit block fwd+bwd",
 ]
 OURS = ["triton", "cuda", "auto"]
 PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient"]
