@@ -307,20 +307,25 @@ def _qk_norm_rope(
             kernels.prologue_forward(q, q_norm_weight, cos, sin, eps),
             kernels.prologue_forward(k, k_norm_weight, cos, sin, eps),
         )
-    qf, kf = attention_prologue(
-        q,
-        k,
-        q_norm_weight=q_norm_weight,
-        k_norm_weight=k_norm_weight,
-        norm_eps=eps,
-        rope_cos=cos,
-        rope_sin=sin,
-    )
-    # Copies: a tensor the prologue leaves alone comes back from the reference as itself, and a custom
-    # op's output must not alias its input.
-    return tuple(
-        t.to(x.dtype, memory_format=torch.contiguous_format, copy=True) for t, x in ((qf, q), (kf, k))
-    )
+    return _reference_prologue(q, k, q_norm_weight, k_norm_weight, cos, sin, eps)
+
+
+def _reference_prologue(
+    q: Tensor,
+    k: Tensor,
+    q_norm_weight: Tensor | None,
+    k_norm_weight: Tensor | None,
+    cos: Tensor | None,
+    sin: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    """The reference's prologue rounded to the inputs' dtype, as the kernels round it; always new,
+    contiguous tensors: one the prologue leaves alone would otherwise come back as the input itself,
+    and a custom op's output must not alias its input."""
+    weights = {"q_norm_weight": q_norm_weight, "k_norm_weight": k_norm_weight}
+    qf, kf = attention_prologue(q, k, **weights, norm_eps=eps, rope_cos=cos, rope_sin=sin)
+    layout = torch.contiguous_format
+    return qf.to(q.dtype, memory_format=layout, copy=True), kf.to(k.dtype, memory_format=layout, copy=True)
 
 
 @_qk_norm_rope.register_fake
@@ -357,10 +362,7 @@ def _qk_norm_rope_backward(
         present = iter(given)
         qw = next(present) if q_norm_weight is not None else None
         kw = next(present) if k_norm_weight is not None else None
-        qf, kf = attention_prologue(
-            q, k, q_norm_weight=qw, k_norm_weight=kw, norm_eps=eps, rope_cos=cos, rope_sin=sin
-        )
-        return qf.to(q.dtype), kf.to(k.dtype)
+        return _reference_prologue(q, k, qw, kw, cos, sin, eps)
 
     _, vjp = torch.func.vjp(fn, q, k, *weights)
     # Copies, as in the forward: the gradient of an untouched tensor is the incoming one itself.

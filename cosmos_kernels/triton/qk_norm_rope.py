@@ -180,7 +180,8 @@ def prologue_backward(
     B, S, H, D = x.shape
     dx = empty_output(x.shape, x)
     grid = (triton.cdiv(S, _ROWS), B)
-    ws = torch.zeros((B * grid[0], D), dtype=torch.float32, device=x.device)
+    # Weight-gradient partials, one row per program; without a norm the kernel writes none.
+    ws = torch.zeros((B * grid[0], D), dtype=torch.float32, device=x.device) if weight is not None else dx
     if dx.numel() > 0:
         _prologue_bwd_kernel[grid](
             grad, x, weight if weight is not None else x, cos if cos is not None else x,
