@@ -191,6 +191,67 @@ def check_ring_with_triton_blocks(group, sizes):
         assert err < 1e-5, f"triton ring {what}: relative error {err:.3g}"
 
 
+def ring_steps(q, k, v, grad_out, sizes, kernel, scale):
+    """What ring attention's forward and backward do with the blocks of k, v of the given sizes, in one
+    process: the per-block kernel calls and the merge, without the messages."""
+    from cosmos_kernels.distributed.ring_attention import merge_block
+    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+
+    blocks = list(zip(k.split(sizes, 1), v.split(sizes, 1), strict=True))
+    compute_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    out, lse, aux = _attention_block(q, *blocks[0], scale, kernel)
+    out = out.to(compute_dtype)
+    for block in blocks[1:]:
+        block_out, block_lse, _ = _attention_block(q, *block, scale, kernel)
+        lse = merge_block(out, lse, block_out, block_lse)
+    out = out.to(q.dtype)
+    grads = [_attention_block_backward(grad_out, q, *block, out, lse, aux, scale, kernel) for block in blocks]
+    grad_q = sum(g[0].to(compute_dtype) for g in grads)
+    grad_k, grad_v = (torch.cat([g[i] for g in grads], 1) for i in (1, 2))
+    return out, grad_q, grad_k, grad_v
+
+
+BLOCK_KERNELS = [
+    pytest.param("cpu", "torch", id="cpu-torch"),
+    *(
+        pytest.param(
+            "cuda", kernel, id=f"cuda-{kernel}",
+            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")],
+        )
+        for kernel in ("cudnn", "flash", "triton")
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("device", "kernel"), BLOCK_KERNELS)
+def test_ring_blocks_merge_to_the_whole_attention(device, kernel):
+    """Ragged K/V blocks through the ring's kernel calls and merge give the whole attention's out and
+    gradients: for PyTorch's cuDNN and flash kernels (lse reshapes, global out/lse in the backward) as
+    for ours. The float64 whole is the reference; half precision to its tolerance."""
+    from conftest import assert_close
+
+    sizes = [37, 200, 91]
+    dtypes = [torch.float64] if device == "cpu" else [torch.bfloat16, torch.float16]
+    if kernel in ("cudnn", "flash"):
+        probe = torch.zeros(1, 64, 2, 64, device=device, dtype=torch.bfloat16).transpose(1, 2)
+        params = torch.backends.cuda.SDPAParams(probe, probe, probe, None, 0.0, False, False)
+        usable = getattr(torch.backends.cuda, f"can_use_{'cudnn' if kernel == 'cudnn' else 'flash'}_attention")
+        if not usable(params):
+            pytest.skip(f"PyTorch's {kernel} attention is not available here")
+    for dtype in dtypes:
+        q, k, v, _, _, grad_out = attention_inputs(sum(sizes), heads=2, dim=64, batch=2)
+        q = q[:, :150]
+        grad_out = grad_out[:, :150]
+        whole = leaves(q, k, v)
+        ref = ops.attention(*whole, softmax_scale=0.3, backend="torch")
+        ref.backward(grad_out)
+        q, k, v, grad_out = (t.to(device, dtype).contiguous() for t in (q, k, v, grad_out))
+        ours = ring_steps(q, k, v, grad_out, sizes, kernel, 0.3)
+        expected = (ref, *(t.grad for t in whole))
+        for what, mine, theirs in zip(("out", "grad q", "grad k", "grad v"), ours, expected, strict=True):
+            assert_close(mine.cpu(), theirs, dtype, f"{kernel} ring blocks, {what}, {dtype}")
+
+
 def ring_workers(rank, world, sizes, bad_input):
     group = dist.group.WORLD
     assert distributed.shard_sizes(24, group) == [len(t) for t in torch.arange(24).tensor_split(world)]

@@ -17,7 +17,13 @@ from cosmos_kernels import ops
 from cosmos_kernels._backend import resolve_backend
 from cosmos_kernels.distributed._collective import ProcessGroup, check_group
 from cosmos_kernels.distributed._shards import check_shards, norm_rope
-from cosmos_kernels.ops.attention import PREFERENCE, _attention_backward, _fast_input_reason
+from cosmos_kernels.ops.attention import (
+    PREFERENCE,
+    _attention_block,
+    _attention_block_backward,
+    _attention_block_kernel,
+    _fast_input_reason,
+)
 
 Tensor = torch.Tensor
 # Distinct tags keep a K/V block and a dK/dV block in flight between the same two ranks apart (gloo
@@ -63,9 +69,19 @@ def _block_buffer(like: Tensor, ring: _Ring, step: int, dtype: torch.dtype) -> T
     return like.new_empty((2, batch, ring.sizes[ring.owner(step)], heads, dim), dtype=dtype)
 
 
+def merge_block(out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor) -> Tensor:
+    """Fold one block's (out, lse) into the running ``out`` (B, S, H, D), in place, and return the lse
+    of the union of keys. ``out`` is in the compute dtype; every block has a key, so all lse are finite."""
+    # softmax over the union of keys: out <- out + (block_out - out) * w with
+    # w = exp(block_lse - merged lse) = sigmoid(block_lse - lse), one in-place pass over out.
+    weight = torch.sigmoid(block_lse - lse).transpose(1, 2).unsqueeze(-1)  # (B, S, H, 1)
+    out.lerp_(block_out.to(out.dtype), weight)
+    return torch.logaddexp(lse, block_lse)
+
+
 class _RingAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, ring: _Ring, scale: float, backend: str) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, ring: _Ring, scale: float, kernel: str) -> Tensor:
         ct = _compute_dtype(q)
         kv = torch.stack([k, v])  # one message per step
         out = lse = None
@@ -74,24 +90,18 @@ class _RingAttention(torch.autograd.Function):
             if not last:
                 incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
                 works = ring.pass_on(kv, incoming, _KV_TAG)
-            block_out, block_lse = ops.attention(
-                q, kv[0], kv[1], softmax_scale=scale, return_lse=True, backend=backend
-            )
+            block_out, block_lse, aux = _attention_block(q, kv[0], kv[1], scale, kernel)
             if out is None:
-                out, lse = block_out.to(ct), block_lse
+                # The kernel's other outputs (dropout seeds, varlen offsets) are the same for every block.
+                out, lse, ctx.aux = block_out.to(ct), block_lse, aux
             else:
-                # softmax over the union of keys: out <- out + (block_out - out) * w with
-                # w = exp(block_lse - merged lse) = sigmoid(block_lse - lse), one in-place pass over out.
-                # Every block has at least one key, so both lse are finite.
-                weight = torch.sigmoid(block_lse - lse).transpose(1, 2).unsqueeze(-1)  # (B, S, H, 1)
-                out.lerp_(block_out.to(ct), weight)
-                lse = torch.logaddexp(lse, block_lse)
+                lse = merge_block(out, lse, block_out, block_lse)
             if not last:
                 _wait(works)
                 kv = incoming
         out = out.to(q.dtype)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.ring, ctx.scale, ctx.backend = ring, scale, backend
+        ctx.ring, ctx.scale, ctx.kernel = ring, scale, kernel
         return out
 
     @staticmethod
@@ -100,7 +110,6 @@ class _RingAttention(torch.autograd.Function):
         ring: _Ring = ctx.ring
         ct = _compute_dtype(q)
         grad_out = grad_out.contiguous()
-        grad_lse = torch.zeros_like(lse)  # the ring's lse is not an output
         kv = torch.stack([k, v])
         grad_q = torch.zeros(q.shape, dtype=ct, device=q.device)
         pending = None  # (works, send buffer, receive buffer) of the dK/dV in flight
@@ -110,10 +119,9 @@ class _RingAttention(torch.autograd.Function):
                 incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
                 works = ring.pass_on(kv, incoming, _KV_TAG)
             # The block's share of the gradient, from the global out and lse.
-            block_dq, block_dk, block_dv = _attention_backward(
-                grad_out, grad_lse, q, kv[0], kv[1], out, lse,
-                None, None, None, None, None, 1e-6, ctx.scale, ctx.backend,
-            )  # fmt: skip
+            block_dq, block_dk, block_dv = _attention_block_backward(
+                grad_out, q, kv[0], kv[1], out, lse, ctx.aux, ctx.scale, ctx.kernel
+            )
             grad_q += block_dq
             grad_kv = torch.empty((2, *block_dk.shape), dtype=ct, device=q.device)
             if pending is None:
@@ -163,7 +171,8 @@ def ring_attention(
         rope_cos, rope_sin: (S_rank, D/2) this rank's rows of the RoPE tables (``shard_sequence(table,
             group, dim=0)`` of the whole sequence's tables), or None.
         softmax_scale: multiplies the scores; default 1 / sqrt(D).
-        backend: the ``ops.attention`` backend for each block ("auto", "triton" or "torch").
+        backend: the ``ops.attention`` backend for each block ("auto", "triton" or "torch"). ``auto`` on
+            CUDA in half precision runs each block on PyTorch's cuDNN (else flash) attention kernel.
     Returns:
         (B, S_rank, H, D) in q's dtype. Partial results are merged in float32 (float64 for float64).
 
@@ -187,5 +196,8 @@ def ring_attention(
     chosen = resolve_backend(
         backend, q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, None)
     )
-    ring = _Ring(group, sizes)
-    return _RingAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), ring, scale, chosen)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    # Each rank computes its own queries' rows exactly with whichever kernel it picks: the ranks need not
+    # agree (they do, on their device, dtype and head dim).
+    kernel = _attention_block_kernel(backend, q, k, v, chosen)
+    return _RingAttention.apply(q, k, v, _Ring(group, sizes), scale, kernel)

@@ -421,18 +421,96 @@ def _attention_prologue(
     )
 
 
-def _sdpa_does_the_work(requested: str, q: Tensor, k_lengths: Tensor | None, return_lse: bool) -> bool:
-    """Whether ``auto`` hands the attention after the prologue to ``scaled_dot_product_attention``: on
-    CUDA in half precision, when SDPA can do the same work (it has no per-batch key lengths that give
-    zero rows, and returns no lse). Naming a backend (argument or $COSMOS_KERNELS_BACKEND) runs it."""
+def _sdpa_may_do_the_work(requested: str, q: Tensor) -> bool:
+    """Whether ``auto`` may hand the attention after the prologue to PyTorch's SDPA kernels: on CUDA, in
+    half precision. Naming a backend (argument or $COSMOS_KERNELS_BACKEND) runs that backend."""
     asked_auto = requested == "auto" and os.environ.get(ENV_VAR, "auto") == "auto"
-    return (
-        asked_auto
-        and q.is_cuda
-        and q.dtype in (torch.float16, torch.bfloat16)
-        and k_lengths is None
-        and not return_lse
-    )
+    return asked_auto and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+
+
+def _sdpa_does_the_work(requested: str, q: Tensor, k_lengths: Tensor | None, return_lse: bool) -> bool:
+    """Whether ``attention`` runs ``scaled_dot_product_attention`` after the prologue: where ``auto`` may,
+    and SDPA can do the same work (it has no per-batch key lengths that give zero rows, and its public
+    function returns no lse)."""
+    return _sdpa_may_do_the_work(requested, q) and k_lengths is None and not return_lse
+
+
+# Ring attention's blocks: plain attention of the local queries over one K/V block, returning the lse
+# that merges blocks; the backward takes the whole ring's out and lse (the flash identity). PyTorch's
+# cuDNN and flash SDPA kernels have exactly that contract under their private aten names (PyTorch's own
+# context parallelism calls them so), and on an H100 cuDNN's runs at 1.4x our Triton kernel's speed
+# (benchmarks/RESULTS.md).
+_SDPA_BLOCK_KERNELS = ("cudnn", "flash")
+
+
+def _attention_block_kernel(requested: str, q: Tensor, k: Tensor, v: Tensor, chosen: str) -> str:
+    """The kernel for the blocks of a ring over q (B, S, H, D) and blocks like k, v: "cudnn" or "flash"
+    where ``auto`` may use SDPA and PyTorch says that kernel takes these inputs, else ``chosen``."""
+    if not _sdpa_may_do_the_work(requested, q):
+        return chosen
+    params = torch.backends.cuda.SDPAParams(*(t.transpose(1, 2) for t in (q, k, v)), None, 0.0, False, False)
+    if torch.backends.cuda.can_use_cudnn_attention(params):
+        return "cudnn"
+    if torch.backends.cuda.can_use_flash_attention(params):
+        return "flash"
+    return chosen
+
+
+def _attention_block(
+    q: Tensor, k: Tensor, v: Tensor, softmax_scale: float, kernel: str
+) -> tuple[Tensor, Tensor, tuple]:
+    """(out (B, Sq, H, D) in q's dtype, lse (B, H, Sq) float32, what the backward needs of the kernel's
+    other outputs) of plain attention of q over the block k, v; inputs contiguous, checked by the caller."""
+    if kernel not in _SDPA_BLOCK_KERNELS:
+        out, lse = _attention(q, k, v, None, None, None, None, None, 1e-6, softmax_scale, kernel)
+        return out, lse, ()
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
+    if kernel == "cudnn":
+        out, lse, cum_q, cum_k, _, _, seed, offset, _ = torch.ops.aten._scaled_dot_product_cudnn_attention(
+            qt, kt, vt, None, True, scale=softmax_scale
+        )
+    else:
+        out, lse, cum_q, cum_k, _, _, seed, offset, _ = torch.ops.aten._scaled_dot_product_flash_attention(
+            qt, kt, vt, scale=softmax_scale
+        )
+    # cuDNN keeps a trailing unit dim on its lse; flash's is (B, H, Sq) already.
+    batch, seq_q, heads, _ = q.shape
+    return out.transpose(1, 2), lse.reshape(batch, heads, seq_q), (cum_q, cum_k, seed, offset)
+
+
+def _attention_block_backward(
+    grad_out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    aux: tuple,
+    softmax_scale: float,
+    kernel: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dq, dk, dv) of the block k, v's share of an attention whose out and lse (B, H, Sq) float32 are
+    given (the whole ring's); ``aux`` is what ``_attention_block`` returned third for this kernel."""
+    if kernel not in _SDPA_BLOCK_KERNELS:
+        grad_lse = torch.zeros_like(lse)  # the ring's lse is not an output
+        dq, dk, dv = _attention_backward(
+            grad_out, grad_lse, q, k, v, out, lse, None, None, None, None, None, 1e-6, softmax_scale, kernel
+        )
+        return dq, dk, dv
+    qt, kt, vt, ot, gt = (t.transpose(1, 2) for t in (q, k, v, out, grad_out))
+    cum_q, cum_k, seed, offset = aux
+    seq_q, seq_k = q.shape[1], k.shape[1]
+    if kernel == "cudnn":
+        grads = torch.ops.aten._scaled_dot_product_cudnn_attention_backward(
+            gt, qt, kt, vt, ot, lse.unsqueeze(-1), seed, offset, None, cum_q, cum_k, seq_q, seq_k, 0.0, False,
+            scale=softmax_scale,
+        )  # fmt: skip
+    else:
+        grads = torch.ops.aten._scaled_dot_product_flash_attention_backward(
+            gt, qt, kt, vt, ot, lse, cum_q, cum_k, seq_q, seq_k, 0.0, False, seed, offset, scale=softmax_scale
+        )
+    dq, dk, dv = (g.transpose(1, 2) for g in grads)
+    return dq, dk, dv
 
 
 def _check_norm_weight(op: str, name: str, weight: Tensor, dim: int) -> None:
