@@ -235,7 +235,7 @@ def test_ring_blocks_merge_to_the_whole_attention(device, kernel):
     if kernel in ("cudnn", "flash"):
         probe = torch.zeros(1, 64, 2, 64, device=device, dtype=torch.bfloat16).transpose(1, 2)
         params = torch.backends.cuda.SDPAParams(probe, probe, probe, None, 0.0, False, False)
-        usable = getattr(torch.backends.cuda, f"can_use_{'cudnn' if kernel == 'cudnn' else 'flash'}_attention")
+        usable = getattr(torch.backends.cuda, f"can_use_{kernel}_attention")
         if not usable(params):
             pytest.skip(f"PyTorch's {kernel} attention is not available here")
     for dtype in dtypes:
