@@ -3,9 +3,15 @@
 ``run_profile(args)`` runs forward + backward of a DiT (``models.dit.build_dit``) on this rank's device,
 under ``torch.profiler``, and reports per rank: the mean and best step time, the time spent in
 communication and the fraction of it that overlapped computation, and peak memory (PyTorch's
-allocator, plus the whole device as NVML sees it when ``pynvml`` is installed). Each rank writes a
-Chrome trace (open in chrome://tracing or https://ui.perfetto.dev). Under ``torchrun`` with more than
-one rank, the DiT runs context parallel (ring attention) over all ranks, NCCL on GPUs, gloo on CPUs:
+allocator, plus the whole device as NVML sees it when ``pynvml`` is installed); rank 0 adds where its
+time went, the kernels (GPU) or operators (CPU) with the most self time per step. ``--blocks`` keeps the
+first N transformer blocks of a big config, so that one GPU can profile the Cosmos-7B shapes:
+
+    cosmos-kernels profile --model cosmos-7b --blocks 2 --latent 16 88 160 --text-len 512
+
+Each rank writes a Chrome trace (open in chrome://tracing or https://ui.perfetto.dev). Under
+``torchrun`` with more than one rank, the DiT runs context parallel (ring attention) over all ranks,
+NCCL on GPUs, gloo on CPUs:
 
     torchrun --nproc-per-node 8 -m cosmos_kernels.cli profile --model cosmos-7b --latent 16 88 160
 
@@ -49,6 +55,12 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         help="latent frames, height, width (default 4 16 16; Cosmos 121 frames 720p: 16 88 160)",
     )
     parser.add_argument("--batch", type=int, default=1, help="videos per step (default 1)")
+    parser.add_argument(
+        "--blocks", type=int, default=None, help="transformer blocks to build (default: the config's)"
+    )
+    parser.add_argument(
+        "--top", type=int, default=12, help="kernels (operators on CPU) to list by self time (default 12)"
+    )
     parser.add_argument(
         "--text-len", type=int, default=32, help="text tokens for cross-attention (default 32)"
     )
@@ -121,6 +133,28 @@ def _comm_report(prof: torch.profiler.profile, steps: int) -> dict[str, float | 
     return {"comm_ms": sum(e - s for s, e in comm) / 1e3 / steps, "overlapped": None}
 
 
+def top_kernels(prof: torch.profiler.profile, steps: int, count: int) -> list[dict[str, object]]:
+    """The ``count`` kernels with the most device time (operators with the most self CPU time when no
+    kernel ran), each {"name", "calls", "ms_per_step", "share"}; share of all kernel (operator) time."""
+    events = prof.events()
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+    totals: dict[str, list[float]] = {}
+    if kernels:
+        for e in kernels:
+            total = totals.setdefault(e.name, [0.0, 0])
+            total[0] += e.time_range.elapsed_us()
+            total[1] += 1
+    else:
+        for avg in prof.key_averages():
+            totals[avg.key] = [avg.self_cpu_time_total, avg.count]
+    everything = sum(us for us, _ in totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda item: -item[1][0])[:count]
+    return [
+        {"name": name, "calls": calls // steps, "ms_per_step": us / 1e3 / steps, "share": us / everything}
+        for name, (us, calls) in ranked
+    ]
+
+
 def _memory_report(device: torch.device) -> dict[str, float | None]:
     report: dict[str, float | None] = {
         "peak_allocated_gib": None,
@@ -144,11 +178,13 @@ def _memory_report(device: torch.device) -> dict[str, float | None]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("batch", "text_len", "steps"):
+    for name in ("batch", "text_len", "steps", "top"):
         if getattr(args, name) < 1:
             raise ValueError(f"profile: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         raise ValueError(f"profile: --warmup must be >= 0, got {args.warmup}")
+    if args.blocks is not None and args.blocks < 1:
+        raise ValueError(f"profile: --blocks must be >= 1, got {args.blocks}")
     if any(size < 1 for size in args.latent):
         raise ValueError(f"profile: --latent sizes must be >= 1, got {list(args.latent)}")
 
@@ -192,7 +228,8 @@ def run_profile(args: argparse.Namespace) -> int:
         )
         # Every rank builds the same weights and inputs: context parallelism needs identical replicas.
         torch.manual_seed(0)
-        model = build_dit(args.model).to(device=device, dtype=dtype)
+        blocks = {} if args.blocks is None else {"num_blocks": args.blocks}
+        model = build_dit(args.model, **blocks).to(device=device, dtype=dtype)
         parallel = world > 1 and not args.no_context_parallel
         if parallel:
             context_parallel(model, dist.group.WORLD)
@@ -241,6 +278,7 @@ def run_profile(args: argparse.Namespace) -> int:
             **_memory_report(device),
             "trace": str(trace),
         }
+        top = top_kernels(prof, args.steps, args.top)
         reports = [report]
         if world > 1:
             reports = [None] * world
@@ -248,8 +286,8 @@ def run_profile(args: argparse.Namespace) -> int:
         if rank == 0:
             split = f"yes, shards {shard_sizes(tokens, dist.group.WORLD)}" if parallel else "no"
             print(
-                f"{args.model} DiT, {args.batch} x {frames}x{height}x{width} latents = {tokens} tokens, "
-                f"{dtype}, {world} rank(s), context parallel: {split}"
+                f"{args.model} DiT (blocks: {c.num_blocks}), {args.batch} x {frames}x{height}x{width} latents"
+                f" = {tokens} tokens, {dtype}, {world} rank(s), context parallel: {split}"
             )
             for r in reports:
                 overlap = "n/a" if r["overlapped"] is None else f"{100 * r['overlapped']:.0f}% overlapped"
@@ -261,10 +299,15 @@ def run_profile(args: argparse.Namespace) -> int:
                     f"peak memory {memory:.2f} GiB{nvml}, "
                     f"trace {r['trace']}"
                 )
+            what = "kernels" if device.type == "cuda" else "operators"
+            print(f"rank 0's top {what} by self time, per step:")
+            for row in top:
+                name = row["name"] if len(row["name"]) <= 100 else row["name"][:97] + "..."
+                share, calls = 100 * row["share"], row["calls"]
+                print(f"  {row['ms_per_step']:10.3f} ms {share:5.1f}% {calls:6d}x  {name}")
             if args.json:
-                Path(args.json).write_text(
-                    json.dumps({"model": args.model, "tokens": tokens, "ranks": reports}, indent=2)
-                )
+                report = {"model": args.model, "blocks": c.num_blocks, "tokens": tokens, "ranks": reports}
+                Path(args.json).write_text(json.dumps({**report, "top": top}, indent=2))
         return 0
     finally:
         if initialized_here:

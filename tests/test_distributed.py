@@ -396,6 +396,8 @@ def check_profile(rank, directory):
             "1",
             "--warmup",
             "0",
+            "--blocks",
+            "1",
             "--trace-dir",
             directory,
             "--json",
@@ -405,7 +407,10 @@ def check_profile(rank, directory):
     assert profiling.run_profile(args) == 0
     dist.barrier()
     report = json.loads(Path(f"{directory}/p.json").read_text())
-    assert report["tokens"] == 12 and [r["rank"] for r in report["ranks"]] == [0, 1]
+    assert report["tokens"] == 12 and report["blocks"] == 1 and [r["rank"] for r in report["ranks"]] == [0, 1]
+    top = report["top"]
+    assert 0 < len(top) <= 12 and all(row["ms_per_step"] > 0 and 0 < row["share"] <= 1 for row in top), top
+    assert [row["ms_per_step"] for row in top] == sorted((row["ms_per_step"] for row in top), reverse=True)
     assert all(r["step_ms"] > 0 and r["comm_ms"] > 0 for r in report["ranks"]), report
     assert json.loads(Path(report["ranks"][rank]["trace"]).read_text())["traceEvents"]
 
