@@ -7,10 +7,14 @@ BSHD), forward and forward+backward. At the Cosmos-7B shape it also times both w
 (no norms, no RoPE): the difference is what the fused prologue costs, including the backward's
 recompute of q' and k' (the store-vs-recompute question).
 
+With text padding (``k_lengths``) ``auto`` keeps our kernel, since SDPA has no per-batch key lengths;
+the rows marked "k_lengths" time it against SDPA given the same keys as a boolean mask (cuDNN and the
+memory-efficient kernel take one; flash does not), which is what ``auto`` could run instead.
+
 Shapes run largest first: the Triton autotuner keys on head dim and flags, not on sequence length, so
 the tiles chosen at the first (largest) shape serve the smaller ones, as in a model run.
 
-    python benchmarks/attention_crossover.py --json crossover.json [--reps 10] [--quick]
+    python benchmarks/attention_crossover.py --json crossover.json [--reps 10] [--quick] [--shapes cross,D 64]
 """
 
 import argparse
@@ -29,60 +33,77 @@ from cosmos_kernels.cli import collect_info
 
 SDPA = torch.nn.attention.SDPBackend
 FALLBACK_SDPA = {"cudnn": SDPA.CUDNN_ATTENTION, "flash": SDPA.FLASH_ATTENTION}
+MASKED_FALLBACK_SDPA = {"cudnn": SDPA.CUDNN_ATTENTION, "efficient": SDPA.EFFICIENT_ATTENTION}
 
 
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: SDPA) -> torch.Tensor:
+def _sdpa(q, k, v, k_lengths, backend: SDPA) -> torch.Tensor:
+    mask = None
+    if k_lengths is not None:
+        mask = (torch.arange(k.shape[1], device=k.device) < k_lengths[:, None])[:, None, None, :]
     with torch.nn.attention.sdpa_kernel([backend]):
-        out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
+        out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)), attn_mask=mask)
     return out.transpose(1, 2)
 
 
-def _fallback(q, k, v, q_weight, k_weight, cos, sin, *, sdpa_backend: SDPA) -> torch.Tensor:
+def _fallback(q, k, v, q_weight, k_weight, cos, sin, k_lengths, *, sdpa_backend: SDPA) -> torch.Tensor:
     if q_weight is not None and cos is not None:
         q, k = ops.qk_norm_rope(q, k, q_weight, k_weight, cos, sin, backend="triton")
     elif q_weight is not None:
         q = F.rms_norm(q, (q.shape[-1],), q_weight, eps=1e-6)
         k = F.rms_norm(k, (k.shape[-1],), k_weight, eps=1e-6)
-    return _sdpa(q, k, v, sdpa_backend)
+    return _sdpa(q, k, v, k_lengths, sdpa_backend)
 
 
-def _ours(q, k, v, q_weight, k_weight, cos, sin) -> torch.Tensor:
+def _ours(q, k, v, q_weight, k_weight, cos, sin, k_lengths) -> torch.Tensor:
     return ops.attention(
-        q, k, v, q_norm_weight=q_weight, k_norm_weight=k_weight, rope_cos=cos, rope_sin=sin, backend="triton"
-    )
+        q, k, v, q_norm_weight=q_weight, k_norm_weight=k_weight, rope_cos=cos, rope_sin=sin,
+        k_lengths=k_lengths, backend="triton",
+    )  # fmt: skip
 
 
 def _inputs(shape: dict, prologue: bool, grad: bool) -> tuple:
     seq_q, seq_k, heads, dim, grid = (shape[key] for key in ("seq_q", "seq_k", "heads", "dim", "grid"))
+    batch = len(shape["lengths"]) if shape["lengths"] else 1
     device, dtype = "cuda", torch.bfloat16
-    q = torch.randn(1, seq_q, heads, dim, device=device, dtype=dtype)
-    k, v = torch.randn(2, 1, seq_k, heads, dim, device=device, dtype=dtype).unbind(0)
+    q = torch.randn(batch, seq_q, heads, dim, device=device, dtype=dtype)
+    k, v = torch.randn(2, batch, seq_k, heads, dim, device=device, dtype=dtype).unbind(0)
     weights: list[torch.Tensor | None] = [None, None]
     if prologue:
         weights = list((1 + 0.1 * torch.randn(2, dim, device=device, dtype=dtype)).unbind(0))
     leaves = [t if t is None else t.contiguous().requires_grad_(grad) for t in (q, k, v, *weights)]
     tables = ops.rope3d_cos_sin(*grid, dim, device=device) if grid is not None and prologue else (None, None)
-    return (*leaves, *tables)
+    lengths = torch.tensor(shape["lengths"], device=device) if shape["lengths"] else None
+    return (*leaves, *tables, lengths)
 
 
-def shapes(quick: bool) -> list[dict]:
-    """(label, Sq, Sk, heads, dim, RoPE grid or None for cross-attention), largest first."""
+def shapes(quick: bool, only: list[str] | None = None) -> list[dict]:
+    """Rows of (label, RoPE grid or None, (Sq, Sk) of cross-attention or None, heads, dim, text lengths
+    per batch element or None), largest first; ``only`` keeps the rows whose label holds one of them."""
     rows = [
-        ("self 16x44x80 (Cosmos-7B 720p)", (16, 44, 80), None, 32, 128),
-        ("self 8x44x80", (8, 44, 80), None, 32, 128),
-        ("self 4x32x64", (4, 32, 64), None, 32, 128),
-        ("self 2x32x64", (2, 32, 64), None, 32, 128),
-        ("self 1x32x32", (1, 32, 32), None, 32, 128),
-        ("cross 56320 x 512 text", None, (56320, 512), 32, 128),
-        ("cross 8192 x 512 text", None, (8192, 512), 32, 128),
-        ("self 4x32x64, D 64", (4, 32, 64), None, 16, 64),
+        ("self 16x44x80 (Cosmos-7B 720p)", (16, 44, 80), None, 32, 128, None),
+        ("self 8x44x80", (8, 44, 80), None, 32, 128, None),
+        ("self 4x32x64", (4, 32, 64), None, 32, 128, None),
+        ("self 2x32x64", (2, 32, 64), None, 32, 128, None),
+        ("self 1x32x32", (1, 32, 32), None, 32, 128, None),
+        ("cross 56320 x 512 text", None, (56320, 512), 32, 128, None),
+        ("cross 56320 x 512 text, k_lengths", None, (56320, 512), 32, 128, [300]),
+        ("cross 8192 x 512 text", None, (8192, 512), 32, 128, None),
+        ("cross 8192 x 512 text, k_lengths, B 2", None, (8192, 512), 32, 128, [300, 77]),
+        ("self 4x32x64, D 64", (4, 32, 64), None, 16, 64, None),
     ]
     if quick:
-        rows = [rows[3], rows[4], rows[6]]
+        rows = [rows[3], rows[4], rows[7], rows[8]]
+    if only:
+        rows = [row for row in rows if any(part in row[0] for part in only)]
     out = []
-    for label, grid, cross, heads, dim in rows:
+    for label, grid, cross, heads, dim, lengths in rows:
         seq_q, seq_k = cross if cross is not None else (math.prod(grid),) * 2
-        out.append({"label": label, "seq_q": seq_q, "seq_k": seq_k, "heads": heads, "dim": dim, "grid": grid})
+        out.append(
+            {
+                "label": label, "seq_q": seq_q, "seq_k": seq_k, "heads": heads, "dim": dim, "grid": grid,
+                "lengths": lengths,
+            }
+        )  # fmt: skip
     return out
 
 
@@ -100,14 +121,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None, help="write every timing here (rewritten after each shape)")
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="three small shapes")
+    parser.add_argument("--quick", action="store_true", help="four small shapes")
+    parser.add_argument(
+        "--shapes", default=None, help="comma-separated parts of row labels to run (default: all rows)"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("attention_crossover: needs a CUDA device")
         return 2
     console = Console(width=160)
     results = []
-    for shape in shapes(args.quick):
+    for shape in shapes(args.quick, args.shapes.split(",") if args.shapes else None):
         for backward in (False, True):
             wrap = benchmarking.with_backward if backward else (lambda fn: fn)
             direction = "fwd+bwd" if backward else "fwd"
@@ -115,7 +139,8 @@ def main() -> int:
             for prologue in prologues:
                 inputs = _inputs(shape, prologue, backward)
                 times = {"ours": _time(wrap(_ours), inputs, args.reps)}
-                for name, sdpa_backend in FALLBACK_SDPA.items():
+                candidates = MASKED_FALLBACK_SDPA if shape["lengths"] else FALLBACK_SDPA
+                for name, sdpa_backend in candidates.items():
                     fn = wrap(functools.partial(_fallback, sdpa_backend=sdpa_backend))
                     times[f"fallback-{name}"] = _time(fn, inputs, args.reps)
                 del inputs
