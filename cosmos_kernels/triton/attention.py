@@ -10,11 +10,14 @@ Without RoPE's rotate-half pairing the head dim needs no split: q, k and their g
 
 - forward: grid (query block, batch x head). An online softmax in fp32 (exp2, the scale folded into
   the log2 domain) over the keys < min(Sk, k_lengths[b]). Writes out and the natural-log lse; a row
-  with no key gives zeros and lse = -inf.
+  with no key gives zeros and lse = -inf. Only the last key block, when partial, is masked: the full
+  ones load unmasked and scale and shift each score with one FMA (the softmax's ALU work, not the
+  dots, bounds this loop on Hopper, as in FlashAttention-3's analysis).
 - backward, FlashAttention-2 style: a preprocess kernel for delta = rowsum(dO * O) (minus grad_lse when
-  the lse has a gradient); one kernel per key block accumulating dK, dV over all query blocks; one per
-  query block accumulating dQ over the key blocks. Each output element is written by one program: no
-  atomics, deterministic.
+  the lse has a gradient); one kernel per key block accumulating dK, dV over all query blocks (no mask
+  in its loop: padded queries add zeros, masked keys' rows are zeroed at the store); one per query
+  block accumulating dQ over the key blocks (the last block masked, as in the forward). Each output
+  element is written by one program: no atomics, deterministic.
 
 The launchers trust the caller (``cosmos_kernels.ops``) for the input contract: q (B, Sq, H, D), k and v
 (B, Sk, H, D), unit stride in D, other strides free; one dtype among float32/float16/bfloat16;
@@ -44,7 +47,8 @@ _INTERPRET_TILES = {
 # Autotune candidates (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel, by the largest head dim
 # they serve ("fp32" for float32 inputs of any D). Wider heads hold more of q (forward, dQ) or k, v and
 # two accumulators (dK/dV) per row in registers, so the tiles shrink as D grows; each list holds the
-# tiles that compile for sm_90 with no spills, or a few bytes at most (ptxas -v, triton 3.6 and 3.9).
+# tiles that compile for sm_90 with no spills (ptxas -v, triton 3.6; on triton 3.9 four forward tiles
+# at D = 128 and 256 spill 12 to 136 bytes, since the loop's unmasked copy).
 # The dK/dV kernel's long axis is its key block (BLOCK_N), the dQ kernel's its query block (BLOCK_M), as
 # in FlashAttention-2: the accumulators live along that axis, the other axis is the loop's step. Exact
 # fp32 dots have no tensor-core path: their FMA tiles need registers and shared memory that only small
@@ -118,12 +122,12 @@ def _launch_tiles(kind: str) -> dict:
 
 @triton.jit
 def _load_rows(ptr, rows, row_ok, stride_s, offs_d, D: tl.constexpr):
-    """Rows [R] of a (batch, head) slice as an [R, BLOCK_D] tile in its dtype, zero where masked."""
-    return tl.load(
-        ptr + (rows * stride_s)[:, None] + offs_d[None, :],
-        mask=row_ok[:, None] & (offs_d < D)[None, :],
-        other=0.0,
-    )
+    """Rows [R] of a (batch, head) slice as an [R, BLOCK_D] tile in its dtype, zero where masked;
+    ``row_ok`` None for rows known to be in bounds."""
+    mask = (offs_d < D)[None, :]
+    if row_ok is not None:
+        mask = row_ok[:, None] & mask
+    return tl.load(ptr + (rows * stride_s)[:, None] + offs_d[None, :], mask=mask, other=0.0)
 
 
 @triton.jit
@@ -143,6 +147,34 @@ def _num_keys(klen_ptr, b, Sk, HAS_KLEN: tl.constexpr):
     return n
 
 
+@triton.jit
+def _attn_fwd_block(
+    acc, l_i, m_i, q, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+    D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
+):  # fmt: skip
+    """One key block of the online softmax; MASKED for the last block when it is partial."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < n_keys if MASKED else None
+    k = _load_rows(k_ptr, offs_n, n_ok, stride_ks, offs_d, D)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    if MASKED:
+        s = tl.where(n_ok[None, :], s * qk_scale, float("-inf"))
+        # Every block in the loop has a valid key, so m_new is finite and no row sees -inf - -inf.
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        p = tl.exp2(s - m_new[:, None])
+    else:
+        # The scale is positive (ops.attention checks), so max(s) * scale is the max of the scaled
+        # scores, and scaling and subtracting it is one FMA per score: the softmax, not the dots, is
+        # what limits this loop on Hopper, and a full block needs no mask.
+        m_new = tl.maximum(m_i, tl.max(s, axis=1) * qk_scale)
+        p = tl.exp2(s * qk_scale - m_new[:, None])
+    alpha = tl.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    v = _load_rows(v_ptr, offs_n, n_ok, stride_vs, offs_d, D)
+    acc = tl.dot(p.to(v_ptr.dtype.element_ty), v, acc * alpha[:, None], input_precision=PRECISION)
+    return acc, l_i, m_new
+
+
 @_tiled("fwd")
 @triton.jit
 def _attn_fwd_kernel(
@@ -150,7 +182,7 @@ def _attn_fwd_kernel(
     stride_qb, stride_qs, stride_qh, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
     stride_ob, stride_os, stride_oh,
     H, Sq, Sk, qk_scale,
-    D: tl.constexpr, HAS_KLEN: tl.constexpr, PRECISION: tl.constexpr,
+    D: tl.constexpr, HAS_KLEN: tl.constexpr, PRECISION: tl.constexpr, MASK_ALL: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
@@ -164,7 +196,6 @@ def _attn_fwd_kernel(
     v_ptr += b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh
     out_ptr += b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
     n_keys = _num_keys(klen_ptr, b, Sk, HAS_KLEN)
-    dtype = v_ptr.dtype.element_ty
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     m_ok = offs_m < Sq
@@ -174,21 +205,17 @@ def _attn_fwd_kernel(
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start_n in range(0, n_keys, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        n_ok = offs_n < n_keys
-        k = _load_rows(k_ptr, offs_n, n_ok, stride_ks, offs_d, D)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        # Scaled before masking and taking the max: the scale may be of any sign, and 0 * -inf is NaN.
-        s = tl.where(n_ok[None, :], s * qk_scale, float("-inf"))
-        # Every block in the loop has a valid key, so m_new is finite and no row sees -inf - -inf.
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        p = tl.exp2(s - m_new[:, None])
-        alpha = tl.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        v = _load_rows(v_ptr, offs_n, n_ok, stride_vs, offs_d, D)
-        acc = tl.dot(p.to(dtype), v, acc * alpha[:, None], input_precision=PRECISION)
-        m_i = m_new
+    full_end = 0 if MASK_ALL else n_keys // BLOCK_N * BLOCK_N
+    for start_n in range(0, full_end, BLOCK_N):
+        acc, l_i, m_i = _attn_fwd_block(
+            acc, l_i, m_i, q, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+            D, PRECISION, BLOCK_N, MASKED=False,
+        )  # fmt: skip
+    for start_n in range(full_end, n_keys, BLOCK_N):
+        acc, l_i, m_i = _attn_fwd_block(
+            acc, l_i, m_i, q, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+            D, PRECISION, BLOCK_N, MASKED=True,
+        )  # fmt: skip
 
     # A row with no key (n_keys == 0) has l_i = 0: zeros out, lse -inf, as the reference gives.
     has_keys = l_i > 0.0
@@ -264,6 +291,8 @@ def _attn_bwd_dkdv_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = offs_n < n_keys
     offs_d = tl.arange(0, BLOCK_D)
+    # Masked keys load as zeros. Their rows of P^T may overflow (exp(0 - lse)), but row n of dK and dV
+    # takes only row n of P^T and dS^T: they are zeroed once, at the store, not masked every step.
     k = _load_rows(k_ptr, offs_n, n_ok, stride_ks, offs_d, D)
     v = _load_rows(v_ptr, offs_n, n_ok, stride_vs, offs_d, D)
 
@@ -281,18 +310,39 @@ def _attn_bwd_dkdv_kernel(
         delta = tl.load(delta_ptr + offs_m, mask=m_ok, other=0.0)
         # Transposed scores (keys x queries): the accumulations below then need no transposed P or dS.
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION)
+        # Padded queries need no mask: their q, dO, lse and delta load as 0, so P^T is 1 there and
+        # both products below add 0 * 1.
         pt = tl.exp2(st * qk_scale - lse2[None, :])
-        # Padded queries and masked keys would otherwise contribute exp2(0 - 0) = 1 or more.
-        pt = tl.where(n_ok[:, None] & m_ok[None, :], pt, 0.0)
         dv = tl.dot(pt.to(dtype), do, dv, input_precision=PRECISION)
         dpt = tl.dot(v, tl.trans(do), input_precision=PRECISION)
         dst = (pt * (dpt - delta[None, :])).to(dtype)
         dk = tl.dot(dst, q, dk, input_precision=PRECISION)
 
-    # Keys in [n_keys, Sk) are stored too: their gradients are the zeros they accumulated.
+    # Keys in [n_keys, Sk) are stored too, as zeros.
     k_store = offs_n < Sk
-    _store_rows(dv_ptr, dv, offs_n, k_store, stride_dks, offs_d, D)
-    _store_rows(dk_ptr, dk * sm_scale, offs_n, k_store, stride_dks, offs_d, D)
+    _store_rows(dv_ptr, tl.where(n_ok[:, None], dv, 0.0), offs_n, k_store, stride_dks, offs_d, D)
+    _store_rows(dk_ptr, tl.where(n_ok[:, None], dk * sm_scale, 0.0), offs_n, k_store, stride_dks, offs_d, D)
+
+
+@triton.jit
+def _attn_bwd_dq_block(
+    dq, q, do, lse2, delta, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+    D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
+):  # fmt: skip
+    """One key block's share of dQ; MASKED for the last block when it is partial."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < n_keys if MASKED else None
+    k = _load_rows(k_ptr, offs_n, n_ok, stride_ks, offs_d, D)
+    v = _load_rows(v_ptr, offs_n, n_ok, stride_vs, offs_d, D)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    # Padded query rows need no mask: their dO and delta are 0, so their dS is 0.
+    p = tl.exp2(s * qk_scale - lse2[:, None])
+    if MASKED:
+        # A masked key's zero row would give p = exp(-lse), which may overflow, and inf * 0 is NaN.
+        p = tl.where(n_ok[None, :], p, 0.0)
+    dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+    ds = (p * (dp - delta[:, None])).to(v_ptr.dtype.element_ty)
+    return tl.dot(ds, k, dq, input_precision=PRECISION)
 
 
 @_tiled("dq")
@@ -302,7 +352,7 @@ def _attn_bwd_dq_kernel(
     stride_qb, stride_qs, stride_qh, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
     stride_gb, stride_gs, stride_gh, stride_dqb, stride_dqs, stride_dqh,
     H, Sq, Sk, qk_scale, sm_scale,
-    D: tl.constexpr, HAS_KLEN: tl.constexpr, PRECISION: tl.constexpr,
+    D: tl.constexpr, HAS_KLEN: tl.constexpr, PRECISION: tl.constexpr, MASK_ALL: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
@@ -315,29 +365,28 @@ def _attn_bwd_dq_kernel(
     do_ptr += b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh
     dq_ptr += b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
     n_keys = _num_keys(klen_ptr, b, Sk, HAS_KLEN)
-    dtype = v_ptr.dtype.element_ty
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     m_ok = offs_m < Sq
     offs_d = tl.arange(0, BLOCK_D)
     q = _load_rows(q_ptr, offs_m, m_ok, stride_qs, offs_d, D)
     do = _load_rows(do_ptr, offs_m, m_ok, stride_gs, offs_d, D)
-    # The lse is -inf only where n_keys == 0, and then the loop below does not run.
+    # The lse is -inf only where n_keys == 0, and then no key block runs.
     lse2 = tl.load(lse_ptr + bh.to(tl.int64) * Sq + offs_m, mask=m_ok, other=0.0) * 1.4426950408889634
     delta = tl.load(delta_ptr + bh.to(tl.int64) * Sq + offs_m, mask=m_ok, other=0.0)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start_n in range(0, n_keys, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        n_ok = offs_n < n_keys
-        k = _load_rows(k_ptr, offs_n, n_ok, stride_ks, offs_d, D)
-        v = _load_rows(v_ptr, offs_n, n_ok, stride_vs, offs_d, D)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        # Padded query rows need no mask: their dO and delta are 0, so their dS is 0.
-        p = tl.where(n_ok[None, :], tl.exp2(s * qk_scale - lse2[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-        ds = (p * (dp - delta[:, None])).to(dtype)
-        dq = tl.dot(ds, k, dq, input_precision=PRECISION)
+    full_end = 0 if MASK_ALL else n_keys // BLOCK_N * BLOCK_N
+    for start_n in range(0, full_end, BLOCK_N):
+        dq = _attn_bwd_dq_block(
+            dq, q, do, lse2, delta, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+            D, PRECISION, BLOCK_N, MASKED=False,
+        )  # fmt: skip
+    for start_n in range(full_end, n_keys, BLOCK_N):
+        dq = _attn_bwd_dq_block(
+            dq, q, do, lse2, delta, k_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, offs_d, qk_scale,
+            D, PRECISION, BLOCK_N, MASKED=True,
+        )  # fmt: skip
 
     # Every query row is stored: a row with no key gets the zeros it accumulated.
     _store_rows(dq_ptr, dq * sm_scale, offs_m, m_ok, stride_dqs, offs_d, D)
@@ -361,6 +410,10 @@ def _flags(q: torch.Tensor, k_lengths: torch.Tensor | None) -> dict:
         "HAS_KLEN": k_lengths is not None,
         # float32 inputs get exact fp32 dots on the GPU, not tf32 (about 3e-4 off).
         "PRECISION": "ieee" if q.dtype == torch.float32 else None,
+        # The forward and dQ loops run their full key blocks unmasked and the partial one masked: two
+        # copies of the loop body. Exact fp32 dots (FMA, not tensor cores) already fill the registers,
+        # and with the second copy ptxas spills kilobytes: float32 masks every block instead.
+        "MASK_ALL": q.dtype == torch.float32,
         "BLOCK_D": triton.next_power_of_2(D),
     }
 
@@ -419,9 +472,11 @@ def attention_backward(
     common = (q, k, v, klen, grad_out, lse, delta)
     in_strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(grad_out))
     scales = (softmax_scale * LOG2E, softmax_scale)
+    # The dK/dV loop masks nothing, so it has no partial-block copy to leave out.
+    unsplit = {name: value for name, value in flags.items() if name != "MASK_ALL"}
     _attn_bwd_dkdv_kernel[lambda meta: (triton.cdiv(Sk, meta["BLOCK_N"]), B * H)](
         *common, grad_k, grad_v, *in_strides, *_strides(grad_k), H, Sq, Sk, *scales,
-        **flags, **_launch_tiles("dkdv"),
+        **unsplit, **_launch_tiles("dkdv"),
     )  # fmt: skip
     _attn_bwd_dq_kernel[lambda meta: (triton.cdiv(Sq, meta["BLOCK_M"]), B * H)](
         *common, grad_q, *in_strides, *_strides(grad_q), H, Sq, Sk, *scales,
