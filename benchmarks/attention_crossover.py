@@ -14,7 +14,12 @@ memory-efficient kernel take one; flash does not), which is what ``auto`` could 
 Shapes run largest first: the Triton autotuner keys on head dim and flags, not on sequence length, so
 the tiles chosen at the first (largest) shape serve the smaller ones, as in a model run.
 
+``--ring`` times instead one ring-attention step's block kernels at Cosmos-7B's shard sizes on 2, 4
+and 8 GPUs (S/P queries over S/P keys): forward with the lse, and the backward from a given out and
+lse, for each kernel a block can run on (PyTorch's cuDNN and flash, our Triton).
+
     python benchmarks/attention_crossover.py --json crossover.json [--reps 10] [--quick] [--shapes cross,D 64]
+    python benchmarks/attention_crossover.py --ring --json ring_blocks.json
 """
 
 import argparse
@@ -117,6 +122,32 @@ def _time(fn: Callable, args: tuple, reps: int) -> float | None:
         torch.cuda.empty_cache()
 
 
+def ring_blocks(reps: int, console: Console) -> list[dict]:
+    """Block forward and backward times per kernel at the shard sizes of a ring over 2, 4 and 8 GPUs."""
+    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+
+    rows = []
+    scale = 128**-0.5
+    for world in (2, 4, 8):
+        seq = 56320 // world
+        q, k, v, grad_out = (
+            torch.randn(1, seq, 32, 128, device="cuda", dtype=torch.bfloat16) for _ in range(4)
+        )
+        for kernel in ("cudnn", "flash", "triton"):
+            times: dict[str, float | None] = {"fwd": None, "bwd": None}
+            times["fwd"] = _time(_attention_block, (q, k, v, scale, kernel), reps)
+            if times["fwd"] is not None:
+                out, lse, aux = _attention_block(q, k, v, scale, kernel)
+                args = (grad_out, q, k, v, out, lse, aux, scale, kernel)
+                times["bwd"] = _time(_attention_block_backward, args, reps)
+            rows.append({"world": world, "seq": seq, "kernel": kernel, "seconds": times})
+            console.print(
+                f"ring step at P={world} ({seq} x {seq}), {kernel}: "
+                + ", ".join(f"{d} {'-' if t is None else f'{t * 1e3:.3f} ms'}" for d, t in times.items())
+            )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None, help="write every timing here (rewritten after each shape)")
@@ -125,11 +156,18 @@ def main() -> int:
     parser.add_argument(
         "--shapes", default=None, help="comma-separated parts of row labels to run (default: all rows)"
     )
+    parser.add_argument("--ring", action="store_true", help="time ring attention's block kernels instead")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("attention_crossover: needs a CUDA device")
         return 2
     console = Console(width=160)
+    if args.ring:
+        rows = ring_blocks(args.reps, console)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"ring_blocks": rows, "info": collect_info()}, f, indent=2, default=str)
+        return 0
     results = []
     for shape in shapes(args.quick, args.shapes.split(",") if args.shapes else None):
         for backward in (False, True):

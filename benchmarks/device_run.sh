@@ -8,7 +8,8 @@
 #   usage: OUT=/some/dir [PHASES="build tests bench crossover profile"] [BENCH_ONLY="attention,qk_norm_rope"] \
 #          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [BENCH_ARGS=--no-compile] [TESTS="tests/test_x.py"] \
 #          [BUILD_CUDA=0] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
-#          [CROSSOVER_SHAPES="8x44x80,cross"] [PROFILE_TIMEOUT=150] bash benchmarks/device_run.sh [--quick]
+#          [CROSSOVER_SHAPES="8x44x80,cross"] [PROFILE_TIMEOUT=150] [RING_TIMEOUT=120] \
+#          bash benchmarks/device_run.sh [--quick]
 # A device call may run 600 s at most, a session gets 15 min of device time with the machine's start
 # included, and a machine stays warm only 30 s after a call. Seen on 2026-11-26 (H100): a start costs
 # ~30 s, the build with the CUDA extension 59 s (2 s without: BUILD_CUDA=0), all 130 GPU tests on 8
@@ -30,9 +31,11 @@
 #      unmasked full blocks (predicted ~10% faster: 112.2 -> ~100 ms forward), the autotuned
 #      qk_norm_rope (predicted 0.72-0.76 ms, was 0.814) and adaln forward (gated predicted ~0.80 ms,
 #      was 0.884), the DiT fwd+bwd profile by kernel;
-#   2. PHASES="crossover" CROSSOVER_TIMEOUT=300 CROSSOVER_SHAPES="8x44x80,4x32x64,1x32x32,cross,D 64"
-#      the rows call 1 of 2026-11-26 did not reach, text padding (k_lengths) against masked SDPA, and
-#      the tiles the autotuner chose.
+#   2. PHASES="crossover ring" CROSSOVER_TIMEOUT=300 CROSSOVER_SHAPES="8x44x80,4x32x64,1x32x32,cross,D 64"
+#      the rows call 1 of 2026-11-26 did not reach, text padding (k_lengths) against masked SDPA, the
+#      tiles the autotuner chose, and the ring's block kernels (cuDNN/flash/Triton; ~60 s).
+# A call returns at most 8 files, so the default PHASES leave "ring" out: with every phase there would
+# be 9 (ring_blocks.json).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
@@ -95,6 +98,13 @@ if [[ " $PHASES " == *" crossover "* ]]; then
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
+if [[ " $PHASES " == *" ring "* ]]; then
+  step "ring attention's block kernels at the shard sizes of 2, 4 and 8 GPUs"
+  timeout "${RING_TIMEOUT:-120}" $PY benchmarks/attention_crossover.py --ring --json "$OUT/ring_blocks.json" \
+    2>&1 | tee -a "$OUT/crossover.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
 if [[ " $PHASES " == *" profile "* ]]; then
   # Two blocks of Cosmos-7B at 121 frames 720p (56,320 tokens, 512 text tokens), forward + backward.
   step "profile: DiT training steps, kernels by time"
@@ -108,6 +118,6 @@ fi
 step "summary"
 [ -f "$OUT/gpu_tests.txt" ] && grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
 [ -f "$OUT/bench.txt" ] && grep -E "^[a-z0-9_ +-]+ \[|failed" "$OUT/bench.txt"
-[ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃" "$OUT/crossover.txt"
+[ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃|^ring step" "$OUT/crossover.txt"
 [ -f "$OUT/profile.json" ] && grep -E "^rank 0|^ +[0-9.]+ ms" "$OUT/machine.txt" | head -8
 exit $status
