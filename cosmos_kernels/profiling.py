@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.autograd import DeviceType
+from torch.distributed.device_mesh import init_device_mesh
 
 _DTYPES = {
     "bfloat16": torch.bfloat16,
@@ -74,6 +75,19 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-context-parallel",
         action="store_true",
         help="with several ranks, run the whole sequence on each",
+    )
+    parser.add_argument(
+        "--cp-attention",
+        choices=("ring", "ulysses", "hybrid"),
+        default="ring",
+        help="context-parallel attention (default ring; hybrid: Ulysses within --ulysses-size ranks, ring "
+        "across)",
+    )
+    parser.add_argument(
+        "--ulysses-size",
+        type=int,
+        default=None,
+        help="ranks per Ulysses group of the hybrid (default: torchrun's LOCAL_WORLD_SIZE, a node)",
     )
     parser.add_argument(
         "--trace-dir", default="profile_traces", help="where each rank writes its Chrome trace"
@@ -183,10 +197,27 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"profile: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         raise ValueError(f"profile: --warmup must be >= 0, got {args.warmup}")
+    if args.ulysses_size is not None and args.ulysses_size < 1:
+        raise ValueError(f"profile: --ulysses-size must be >= 1, got {args.ulysses_size}")
     if args.blocks is not None and args.blocks < 1:
         raise ValueError(f"profile: --blocks must be >= 1, got {args.blocks}")
     if any(size < 1 for size in args.latent):
         raise ValueError(f"profile: --latent sizes must be >= 1, got {list(args.latent)}")
+
+
+def _cp_layout(args: argparse.Namespace, device: torch.device, world: int) -> dict[str, object]:
+    """``context_parallel``'s keyword arguments for ``--cp-attention`` (the hybrid's mesh built here)."""
+    if args.cp_attention != "hybrid":
+        return {"attention": args.cp_attention}
+    size = args.ulysses_size or int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if world % size:
+        raise ValueError(f"profile: --ulysses-size ({size}) must divide the number of ranks ({world})")
+    mesh = init_device_mesh(device.type, (world // size, size), mesh_dim_names=("ring", "ulysses"))
+    return {
+        "attention": "hybrid",
+        "ulysses_group": mesh.get_group("ulysses"),
+        "ring_group": mesh.get_group("ring"),
+    }
 
 
 def _setup_distributed(device_arg: str | None) -> tuple[torch.device, bool]:
@@ -232,7 +263,7 @@ def run_profile(args: argparse.Namespace) -> int:
         model = build_dit(args.model, **blocks).to(device=device, dtype=dtype)
         parallel = world > 1 and not args.no_context_parallel
         if parallel:
-            context_parallel(model, dist.group.WORLD)
+            context_parallel(model, dist.group.WORLD, **_cp_layout(args, device, world))
         c = model.config
         gen = torch.Generator(device=device).manual_seed(1)
         frames, height, width = args.latent
@@ -284,7 +315,9 @@ def run_profile(args: argparse.Namespace) -> int:
             reports = [None] * world
             dist.all_gather_object(reports, report)
         if rank == 0:
-            split = f"yes, shards {shard_sizes(tokens, dist.group.WORLD)}" if parallel else "no"
+            split = (
+                f"{args.cp_attention}, shards {shard_sizes(tokens, dist.group.WORLD)}" if parallel else "no"
+            )
             print(
                 f"{args.model} DiT (blocks: {c.num_blocks}), {args.batch} x {frames}x{height}x{width} latents"
                 f" = {tokens} tokens, {dtype}, {world} rank(s), context parallel: {split}"

@@ -303,15 +303,16 @@ def train_step(model, optimizer, batch):
     optimizer.step()
 
 
-def check_dit_context_parallel_matches_one_rank(group):
+def check_dit_context_parallel_matches_one_rank(group, layouts=None):
     """Same output on every rank as on one; parameter gradients summed over the group == one rank's;
-    with ring and with Ulysses attention."""
+    for each of ``layouts`` ({label: context_parallel kwargs}; default ring and Ulysses attention)."""
+    layouts = layouts or {"ring": {"attention": "ring"}, "ulysses": {"attention": "ulysses"}}
     reference = tiny_dit()
     batch = dit_batch(reference, 0)
     out_ref = reference(*batch, fps=24.0)
     out_ref.square().mean().backward()
-    for attention in ("ring", "ulysses"):
-        model = distributed.context_parallel(tiny_dit(), group, attention=attention)
+    for attention, kwargs in layouts.items():
+        model = distributed.context_parallel(tiny_dit(), group, **kwargs)
         out = model(*batch, fps=24.0)
         assert_exact(out, out_ref.detach(), f"context-parallel DiT output ({attention})")
         out.square().mean().backward()
@@ -383,11 +384,12 @@ def load_workers(rank, world, directory):
     train_step(model, optimizer, dit_batch(model, rank))  # and it trains on
 
 
-def check_profile(rank, directory):
+def check_profile(rank, directory, *extra):
     parser = argparse.ArgumentParser()
     profiling.add_profile_arguments(parser)
     args = parser.parse_args(
         [
+            *extra,
             "--latent",
             "2",
             "4",
@@ -407,7 +409,12 @@ def check_profile(rank, directory):
     assert profiling.run_profile(args) == 0
     dist.barrier()
     report = json.loads(Path(f"{directory}/p.json").read_text())
-    assert report["tokens"] == 12 and report["blocks"] == 1 and [r["rank"] for r in report["ranks"]] == [0, 1]
+    world = dist.get_world_size()
+    assert (
+        report["tokens"] == 12
+        and report["blocks"] == 1
+        and [r["rank"] for r in report["ranks"]] == [*range(world)]
+    )
     top = report["top"]
     assert 0 < len(top) <= 12 and all(row["ms_per_step"] > 0 and 0 < row["share"] <= 1 for row in top), top
     assert [row["ms_per_step"] for row in top] == sorted((row["ms_per_step"] for row in top), reverse=True)
@@ -431,6 +438,30 @@ def dit_workers(rank, world, directory):
         check_default_mixed_precision(
             init_device_mesh("cpu", (1, world), mesh_dim_names=("data", "context")), 0
         )
+        check_dit_hybrid_context_parallel(world)
+        check_profile(rank, directory, "--cp-attention", "hybrid", "--ulysses-size", "2")
+
+
+def check_dit_hybrid_context_parallel(world):
+    """The DiT split over 4 ranks as Ulysses inside rank pairs {0, 1}, {2, 3} and ring across them ==
+    one rank; groups that do not match the shard order raise on every rank."""
+    mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("ring", "ulysses"))
+    groups = {"ulysses_group": mesh.get_group("ulysses"), "ring_group": mesh.get_group("ring")}
+    hybrid = {"attention": "hybrid", **groups}
+    check_dit_context_parallel_matches_one_rank(dist.group.WORLD, {"hybrid": hybrid})
+    # Swapped, every rank's Ulysses group holds cp ranks that are not one contiguous run.
+    swapped = {"ulysses_group": groups["ring_group"], "ring_group": groups["ulysses_group"]}
+    expect_error(
+        lambda: distributed.context_parallel(tiny_dit(), None, attention="hybrid", **swapped), ["cp_group"]
+    )
+    expect_error(
+        lambda: distributed.context_parallel(tiny_dit(), dist.group.WORLD, attention="hybrid", **swapped),
+        ["cp rank = ring rank * 2 + Ulysses rank", "init_device_mesh"],
+    )
+    expect_error(
+        lambda: distributed.context_parallel(tiny_dit(), dist.group.WORLD, attention="ring", **groups),
+        ["neither"],
+    )
 
 
 def test_tiny_dit_world2_and_its_checkpoint_loads_at_world3(tmp_path):

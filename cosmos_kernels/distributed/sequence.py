@@ -142,21 +142,64 @@ def _dtype_name(code: int) -> str:
     return str(_DTYPES[code]) if code < len(_DTYPES) else "another dtype"
 
 
-CP_ATTENTION = {"ring": ring_attention, "ulysses": ulysses_attention}
+CP_ATTENTION = ("ring", "ulysses", "hybrid")
+
+
+def _check_hybrid_layout(
+    op: str, cp_group: ProcessGroup, ulysses_group: ProcessGroup, ring_group: ProcessGroup
+) -> None:
+    """Raise on every rank of ``cp_group`` unless the sequence shards, contiguous in ``cp_group`` rank
+    order, are what the hybrid expects: each Ulysses group holds one contiguous run of shards (in its
+    own rank order), and the ring passes those runs in ring rank order. That is cp rank = ring rank * u
+    + Ulysses rank for every member of both groups (``init_device_mesh(device, (r, u))``, ring = dim 0,
+    Ulysses = dim 1, over the ranks of cp_group in order)."""
+
+    def check() -> None:
+        u, r = dist.get_world_size(ulysses_group), dist.get_world_size(ring_group)
+        if u * r != dist.get_world_size(cp_group):
+            raise ValueError(
+                f"{op}: the Ulysses group ({u} ranks) times the ring group ({r} ranks) must make up cp_group "
+                f"({dist.get_world_size(cp_group)} ranks)"
+            )
+        cp_rank = functools.partial(dist.get_group_rank, cp_group)
+        ulysses = [cp_rank(g) for g in dist.get_process_group_ranks(ulysses_group)]
+        ring = [cp_rank(g) for g in dist.get_process_group_ranks(ring_group)]
+        base, position = dist.get_rank(ring_group) * u, dist.get_rank(ulysses_group)
+        if ulysses != list(range(base, base + u)) or ring != list(range(position, u * r, u)):
+            raise ValueError(
+                f"{op}: the hybrid needs cp rank = ring rank * {u} + Ulysses rank; this rank's Ulysses group "
+                f"holds cp ranks {ulysses} and its ring group {ring} (build both from "
+                f"init_device_mesh(device, ({r}, {u})) over cp_group's ranks: ring = dim 0, Ulysses = dim 1)"
+            )
+
+    agree(op, cp_group, local_error(check), [])
 
 
 def context_parallel(
-    model: nn.Module, cp_group: ProcessGroup | None, *, attention: str = "ring"
+    model: nn.Module,
+    cp_group: ProcessGroup | None,
+    *,
+    attention: str = "ring",
+    ulysses_group: ProcessGroup | None = None,
+    ring_group: ProcessGroup | None = None,
 ) -> nn.Module:
     """Make ``model`` split its token sequence over ``cp_group`` (None: run unsplit); returns model.
 
     The model must support it by having ``cp_group`` and ``cp_attention`` attributes (the DiT of
     ``models.dit`` does): with a group set, it shards its tokens with :func:`shard_sequence`, runs
     self-attention through ``cp_attention`` and gathers the result with :func:`gather_sequence`.
-    ``attention`` picks :func:`ring_attention` (any number of ranks) or :func:`ulysses_attention` (heads
-    divisible by the ranks; faster within a node, see docs/DISTRIBUTED.md). Every rank of the group
-    must run the model on the same input. Parameter gradients are then each rank's share: sum them over
-    the group (``shard_model`` on a 2-D mesh does) to get the gradient of the unsplit model.
+    ``attention`` picks :func:`ring_attention` (any number of ranks), :func:`ulysses_attention` (heads
+    divisible by the ranks; faster within a node) or ``"hybrid"``: Ulysses inside ``ulysses_group``
+    (a node), ring across ``ring_group``, the two dims of a mesh over cp_group's ranks, which is what
+    scales across nodes (docs/DISTRIBUTED.md):
+
+        mesh = init_device_mesh("cuda", (nodes, 8), mesh_dim_names=("ring", "ulysses"))
+        context_parallel(dit, dist.group.WORLD, attention="hybrid",
+                         ulysses_group=mesh.get_group("ulysses"), ring_group=mesh.get_group("ring"))
+
+    Every rank of the group must run the model on the same input. Parameter gradients are then each
+    rank's share: sum them over the group (``shard_model`` on a 2-D mesh does) to get the gradient of
+    the unsplit model.
     """
     op = "context_parallel"
     if not isinstance(model, nn.Module):
@@ -168,10 +211,23 @@ def context_parallel(
         )
     if attention not in CP_ATTENTION:
         raise ValueError(f"{op}: attention must be one of {', '.join(CP_ATTENTION)}, got {attention!r}")
+    hybrid = attention == "hybrid"
+    if (ulysses_group is not None, ring_group is not None) != (hybrid, hybrid):
+        raise ValueError(
+            f"{op}: attention='hybrid' takes both ulysses_group and ring_group; ring and ulysses take neither"
+        )
+    if hybrid and cp_group is None:
+        raise ValueError(f"{op}: attention='hybrid' needs cp_group, the group its two groups make up")
+    attend = None
     if cp_group is not None:
         cp_group = check_group(op, cp_group)
-    model.cp_group = cp_group
-    model.cp_attention = (
-        None if cp_group is None else functools.partial(CP_ATTENTION[attention], group=cp_group)
-    )
+        if hybrid:
+            ulysses_group, ring_group = check_group(op, ulysses_group), check_group(op, ring_group)
+            _check_hybrid_layout(op, cp_group, ulysses_group, ring_group)
+            attend = functools.partial(ulysses_attention, group=ulysses_group, ring_group=ring_group)
+        else:
+            attend = functools.partial(
+                ring_attention if attention == "ring" else ulysses_attention, group=cp_group
+            )
+    model.cp_group, model.cp_attention = cp_group, attend
     return model
