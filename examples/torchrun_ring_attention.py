@@ -2,6 +2,10 @@
 
     torchrun --nproc-per-node 8 examples/torchrun_ring_attention.py --seq 56320
     torchrun --nproc-per-node 2 examples/torchrun_ring_attention.py --seq 1000 --device cpu  # gloo
+    torchrun --nnodes 2 --nproc-per-node 8 ... examples/torchrun_ring_attention.py --seq 56320 \
+        --attention hybrid   # Ulysses inside each node, ring across the nodes
+
+``--attention`` picks ring (default), Ulysses, or their hybrid over an (nodes, --ulysses-size) mesh.
 
 Every rank builds the same whole q, k, v (B, S, H, D) from one seed, keeps its contiguous shard
 (``shard_sequence``; uneven when S is not a multiple of the world size) and runs ``ring_attention``
@@ -18,9 +22,10 @@ from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
 
 from cosmos_kernels import ops
-from cosmos_kernels.distributed import ring_attention, shard_sequence
+from cosmos_kernels.distributed import ring_attention, shard_sequence, ulysses_attention
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,6 +37,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK when present, else cpu")
     parser.add_argument("--iters", type=int, default=5, help="timed forward+backward passes")
     parser.add_argument("--check", action="store_true", help="compare with one-GPU attention first")
+    parser.add_argument("--attention", choices=["ring", "ulysses", "hybrid"], default="ring")
+    parser.add_argument(
+        "--ulysses-size", type=int, default=None, help="hybrid: ranks per Ulysses group (default: a node)"
+    )
     return parser.parse_args()
 
 
@@ -83,7 +92,15 @@ def main() -> None:
     local = [mine(t) for t in (q, k, v)]
     local_tables = (mine(tables[0], 0), mine(tables[1], 0))
 
+    if args.attention == "hybrid":
+        size = args.ulysses_size or int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        mesh = init_device_mesh(device.type, (world // size, size), mesh_dim_names=("ring", "ulysses"))
+
     def ring(*a: torch.Tensor, **kw: torch.Tensor) -> torch.Tensor:
+        if args.attention == "ulysses":
+            return ulysses_attention(*a, group, **kw)
+        if args.attention == "hybrid":
+            return ulysses_attention(*a, mesh.get_group("ulysses"), ring_group=mesh.get_group("ring"), **kw)
         return ring_attention(*a, group, **kw)
 
     if args.check:
@@ -120,7 +137,7 @@ def main() -> None:
             sync()
             one_ms = (time.perf_counter() - start) / args.iters * 1e3
         for r, tokens, ms in times:
-            print(f"rank {r}: {tokens} tokens, ring attention fwd+bwd {ms:.2f} ms")
+            print(f"rank {r}: {tokens} tokens, {args.attention} attention fwd+bwd {ms:.2f} ms")
         if one_ms is not None:
             slowest = max(ms for _, _, ms in times)
             print(
