@@ -15,10 +15,10 @@ Assumptions (each a parameter below):
 - Ring attention (as implemented in cosmos_kernels.distributed): P steps; per step each GPU sends one
   K/V block (2 * S/P * H * D bf16) to the next GPU while computing on the current one. The backward
   sends the K/V block again plus the dK/dV accumulators (float32, 2x the bytes of K/V). A step costs
-  max(compute, communication); the last forward step has nothing to send. The log-sum-exp merge and the
-  gradient accumulations are unfused element-wise passes over (S/P, H, D) float32 tensors at the
-  measured 2.93 TB/s copy bandwidth. When a ring spans nodes, every step waits for its slowest hop,
-  one IB link.
+  max(compute, communication); the last forward step has nothing to send. The log-sum-exp merge (one
+  Triton pass) and the gradient accumulations are element-wise passes over (S/P, H, D) float32 tensors
+  at the measured 2.93 TB/s copy bandwidth, not fused into the attention kernels. When a ring spans
+  nodes, every step waits for its slowest hop, one IB link.
 - Ulysses: an all-to-all turns sequence shards into head shards for q, k, v and back for out (4
   tensors forward; the backward moves dout, dq, dk, dv: 4 more), not overlapped with compute; degree
   <= heads (32). Each GPU keeps 1/P of its data and sends the rest: (P-8)/P of it over its IB link when
@@ -47,10 +47,11 @@ class Setup:
     tile_rows: int = 128  # query rows per CTA of the flash kernels
     launch_us: float = 15.0  # fixed cost per attention kernel call (launch, tail of the last wave)
     hbm_gbps: float = 2930.0  # measured device copy bandwidth
-    # Bytes moved by the unfused element-wise work per ring step, in float32 passes over (S/P, H, D):
-    # forward: the block's bf16 out cast to float32 (6 bytes/elem), lerp into the running out (12);
-    # backward: dq += (10), dK, dV into the float32 accumulators (2 x 10).
-    merge_passes: float = 4.5
+    # Bytes moved by the element-wise work per ring step, in float32 passes over (S/P, H, D): forward,
+    # the one-pass Triton merge reads the running float32 out and the block's bf16 out and writes the
+    # running out (10 bytes/elem; PyTorch's cast + lerp took 18); backward: dq += (10), dK, dV into the
+    # float32 accumulators (2 x 10).
+    merge_passes: float = 2.5
     grad_passes: float = 7.5
     nvlink_gbps: float = 450.0  # per direction, per GPU
     ib_gbps: float = 50.0  # 400 Gb/s per GPU, per direction

@@ -191,11 +191,14 @@ def check_ring_with_triton_blocks(group, sizes):
         assert err < 1e-5, f"triton ring {what}: relative error {err:.3g}"
 
 
-def ring_steps(q, k, v, grad_out, sizes, kernel, scale):
+def ring_steps(q, k, v, grad_out, sizes, kernel, scale, merge_backend):
     """What ring attention's forward and backward do with the blocks of k, v of the given sizes, in one
     process: the per-block kernel calls and the merge, without the messages."""
-    from cosmos_kernels.distributed.ring_attention import merge_block
-    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+    from cosmos_kernels.ops.attention import (
+        _attention_block,
+        _attention_block_backward,
+        _merge_attention_block,
+    )
 
     blocks = list(zip(k.split(sizes, 1), v.split(sizes, 1), strict=True))
     compute_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
@@ -203,7 +206,7 @@ def ring_steps(q, k, v, grad_out, sizes, kernel, scale):
     out = out.to(compute_dtype)
     for block in blocks[1:]:
         block_out, block_lse, _ = _attention_block(q, *block, scale, kernel)
-        lse = merge_block(out, lse, block_out, block_lse)
+        lse = _merge_attention_block(out, lse, block_out, block_lse, merge_backend)
     out = out.to(q.dtype)
     grads = [_attention_block_backward(grad_out, q, *block, out, lse, aux, scale, kernel) for block in blocks]
     grad_q = sum(g[0].to(compute_dtype) for g in grads)
@@ -246,10 +249,44 @@ def test_ring_blocks_merge_to_the_whole_attention(device, kernel):
         ref = ops.attention(*whole, softmax_scale=0.3, backend="torch")
         ref.backward(grad_out)
         q, k, v, grad_out = (t.to(device, dtype).contiguous() for t in (q, k, v, grad_out))
-        ours = ring_steps(q, k, v, grad_out, sizes, kernel, 0.3)
+        ours = ring_steps(q, k, v, grad_out, sizes, kernel, 0.3, "torch" if device == "cpu" else "triton")
         expected = (ref, *(t.grad for t in whole))
         for what, mine, theirs in zip(("out", "grad q", "grad k", "grad v"), ours, expected, strict=True):
             assert_close(mine.cpu(), theirs, dtype, f"{kernel} ring blocks, {what}, {dtype}")
+
+
+MERGE_BACKENDS = [
+    pytest.param(
+        "cpu", id="cpu-triton",
+        marks=pytest.mark.skipif(not HAS_TRITON, reason="needs triton, interpreted (no GPU here)"),
+    ),
+    pytest.param(
+        "cuda", id="cuda-triton",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("device", MERGE_BACKENDS)
+def test_triton_ring_merge_matches_torch(device):
+    """The one-pass Triton merge of a block into the running (out, lse) == PyTorch's lerp/logaddexp, for
+    blocks in every half and full precision, ragged rows and a head dim that is not a power of two."""
+    from conftest import assert_close
+
+    from cosmos_kernels.ops.attention import _merge_attention_block
+
+    gen = torch.Generator().manual_seed(0)
+    batch, seq, heads, dim = 2, 45, 3, 48
+    out = torch.randn(batch, seq, heads, dim, generator=gen).to(device)
+    lse = (3 * torch.randn(batch, heads, seq, generator=gen)).to(device)
+    block_lse = (3 * torch.randn(batch, heads, seq, generator=gen)).to(device)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        block = torch.randn(batch, seq, heads, dim, generator=gen).to(device, dtype)
+        want_out, got_out = out.clone(), out.clone()
+        want_lse = _merge_attention_block(want_out, lse.clone(), block, block_lse, "torch")
+        got_lse = _merge_attention_block(got_out, lse.clone(), block, block_lse, "triton")
+        assert_close(got_out, want_out, torch.float32, f"merged out, {dtype} block")
+        assert_close(got_lse, want_lse, torch.float32, f"merged lse, {dtype} block")
 
 
 def ring_workers(rank, world, sizes, bad_input):

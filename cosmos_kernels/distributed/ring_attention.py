@@ -23,6 +23,7 @@ from cosmos_kernels.ops.attention import (
     _attention_block_backward,
     _attention_block_kernel,
     _fast_input_reason,
+    _merge_attention_block,
 )
 
 Tensor = torch.Tensor
@@ -69,19 +70,11 @@ def _block_buffer(like: Tensor, ring: _Ring, step: int, dtype: torch.dtype) -> T
     return like.new_empty((2, batch, ring.sizes[ring.owner(step)], heads, dim), dtype=dtype)
 
 
-def merge_block(out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor) -> Tensor:
-    """Fold one block's (out, lse) into the running ``out`` (B, S, H, D), in place, and return the lse
-    of the union of keys. ``out`` is in the compute dtype; every block has a key, so all lse are finite."""
-    # softmax over the union of keys: out <- out + (block_out - out) * w with
-    # w = exp(block_lse - merged lse) = sigmoid(block_lse - lse), one in-place pass over out.
-    weight = torch.sigmoid(block_lse - lse).transpose(1, 2).unsqueeze(-1)  # (B, S, H, 1)
-    out.lerp_(block_out.to(out.dtype), weight)
-    return torch.logaddexp(lse, block_lse)
-
-
 class _RingAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, ring: _Ring, scale: float, kernel: str) -> Tensor:
+    def forward(
+        ctx, q: Tensor, k: Tensor, v: Tensor, ring: _Ring, scale: float, kernel: str, merge_backend: str
+    ) -> Tensor:
         ct = _compute_dtype(q)
         kv = torch.stack([k, v])  # one message per step
         out = lse = None
@@ -95,7 +88,7 @@ class _RingAttention(torch.autograd.Function):
                 # The kernel's other outputs (dropout seeds, varlen offsets) are the same for every block.
                 out, lse, ctx.aux = block_out.to(ct), block_lse, aux
             else:
-                lse = merge_block(out, lse, block_out, block_lse)
+                lse = _merge_attention_block(out, lse, block_out, block_lse, merge_backend)
             if not last:
                 _wait(works)
                 kv = incoming
@@ -140,7 +133,7 @@ class _RingAttention(torch.autograd.Function):
         # After the last step the block that comes back is this rank's own, with every rank's share.
         _wait(pending[0])
         grad_k, grad_v = pending[2]
-        return grad_q.to(q.dtype), grad_k.to(k.dtype), grad_v.to(v.dtype), None, None, None
+        return grad_q.to(q.dtype), grad_k.to(k.dtype), grad_v.to(v.dtype), None, None, None, None
 
 
 def ring_attention(
@@ -200,4 +193,4 @@ def ring_attention(
     # Each rank computes its own queries' rows exactly with whichever kernel it picks: the ranks need not
     # agree (they do, on their device, dtype and head dim).
     kernel = _attention_block_kernel(backend, q, k, v, chosen)
-    return _RingAttention.apply(q, k, v, _Ring(group, sizes), scale, kernel)
+    return _RingAttention.apply(q, k, v, _Ring(group, sizes), scale, kernel, chosen)

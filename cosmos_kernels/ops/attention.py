@@ -478,6 +478,22 @@ def _attention_block(
     return out.transpose(1, 2), lse.reshape(batch, heads, seq_q), (cum_q, cum_k, seed, offset)
 
 
+def _merge_attention_block(
+    out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor, backend: str
+) -> Tensor:
+    """Fold one block's attention (block_out, block_lse) into the running (out, lse) of the blocks before,
+    ``out`` (B, S, H, D) in float32 (float64) in place; returns the lse (B, H, S) of the union of keys.
+    Every block has a key, so all lse are finite."""
+    if backend == "triton" and out.dtype == torch.float32 and out.is_contiguous() and lse.is_contiguous():
+        _kernels().merge_block(out, lse, block_out.contiguous(), block_lse.contiguous())
+        return lse
+    # softmax over the union of keys: out <- out + (block_out - out) * w with
+    # w = exp(block_lse - merged lse) = sigmoid(block_lse - lse).
+    weight = torch.sigmoid(block_lse - lse).transpose(1, 2).unsqueeze(-1)  # (B, S, H, 1)
+    out.lerp_(block_out.to(out.dtype), weight)
+    return torch.logaddexp(lse, block_lse)
+
+
 def _attention_block_backward(
     grad_out: Tensor,
     q: Tensor,

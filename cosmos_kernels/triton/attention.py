@@ -18,6 +18,9 @@ Without RoPE's rotate-half pairing the head dim needs no split: q, k and their g
   in its loop: padded queries add zeros, masked keys' rows are zeroed at the store); one per query
   block accumulating dQ over the key blocks (the last block masked, as in the forward). Each output
   element is written by one program: no atomics, deterministic.
+- ``merge_block``: ring attention's merge of one K/V block's (out, lse) into the running float32 ones,
+  in place, one read and one write of the running out (PyTorch's lerp needs a float32 copy of the
+  block's out first: three passes over a float32 tensor more).
 
 The launchers trust the caller (``cosmos_kernels.ops``) for the input contract: q (B, Sq, H, D), k and v
 (B, Sk, H, D), unit stride in D, other strides free; one dtype among float32/float16/bfloat16;
@@ -390,6 +393,44 @@ def _attn_bwd_dq_kernel(
 
     # Every query row is stored: a row with no key gets the zeros it accumulated.
     _store_rows(dq_ptr, dq * sm_scale, offs_m, m_ok, stride_dqs, offs_d, D)
+
+
+@triton.jit
+def _merge_block_kernel(
+    out_ptr, lse_ptr, block_ptr, block_lse_ptr, H, S,
+    D: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    pid_s = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    rows = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
+    row_ok = rows < S
+    lse = tl.load(lse_ptr + bh * S + rows, mask=row_ok, other=0.0)
+    block_lse = tl.load(block_lse_ptr + bh * S + rows, mask=row_ok, other=0.0)
+    # Both are finite (every block has a key): logaddexp, and the block's weight exp(block_lse - new).
+    merged = tl.maximum(lse, block_lse) + tl.log(1.0 + tl.exp(-tl.abs(lse - block_lse)))
+    weight = tl.exp(block_lse - merged)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs = ((b * S + rows) * H + h)[:, None] * D + offs_d[None, :]
+    mask = row_ok[:, None] & (offs_d < D)[None, :]
+    out = tl.load(out_ptr + offs, mask=mask, other=0.0)
+    block = tl.load(block_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offs, out + (block - out) * weight[:, None], mask=mask)
+    tl.store(lse_ptr + bh * S + rows, merged, mask=row_ok)
+
+
+def merge_block(
+    out: torch.Tensor, lse: torch.Tensor, block_out: torch.Tensor, block_lse: torch.Tensor
+) -> None:
+    """Fold one K/V block's attention into the running result, in place, in one pass: ``out`` (B, S, H, D)
+    float32 and ``lse`` (B, H, S) float32 become those of the union of keys. ``block_out`` (B, S, H, D)
+    any float dtype and ``block_lse``; all contiguous, every lse finite."""
+    B, S, H, D = out.shape
+    block_s = 32 if _INTERPRET else 64
+    _merge_block_kernel[(triton.cdiv(S, block_s), B * H)](
+        out, lse, block_out, block_lse, H, S, D=D, BLOCK_S=block_s, BLOCK_D=triton.next_power_of_2(D),
+        num_warps=8,
+    )  # fmt: skip
 
 
 def _strides(t: torch.Tensor) -> tuple[int, int, int]:
