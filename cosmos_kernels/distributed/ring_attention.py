@@ -86,7 +86,7 @@ class _RingAttention(torch.autograd.Function):
             block_out, block_lse, aux = _attention_block(q, kv[0], kv[1], scale, kernel)
             if out is None:
                 # The kernel's other outputs (dropout seeds, varlen offsets) are the same for every block.
-                out, lse, ctx.aux = block_out.to(ct), block_lse, aux
+                out, lse, ctx.aux = block_out.to(ct), block_lse.contiguous(), aux
             else:
                 lse = _merge_attention_block(out, lse, block_out, block_lse, merge_backend)
             if not last:
