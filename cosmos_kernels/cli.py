@@ -101,7 +101,10 @@ def collect_info() -> dict[str, object]:
     }
     if auto["attention"] != "torch":
         # ops.attention's auto: the prologue pass, then SDPA where it can do the work (see ops/attention.py).
-        auto["attention"] = f"{auto['attention']} prologue, then SDPA in fp16/bf16 without k_lengths or lse"
+        auto["attention"] = (
+            f"{auto['attention']} prologue, then SDPA in fp16/bf16 without k_lengths or lse; "
+            "ring attention's blocks on cuDNN (else flash) attention with its lse"
+        )
     return {
         "cosmos_kernels": __version__,
         "python": platform.python_version(),
