@@ -255,6 +255,22 @@ def test_ring_blocks_merge_to_the_whole_attention(device, kernel):
             assert_close(mine.cpu(), theirs, dtype, f"{kernel} ring blocks, {what}, {dtype}")
 
 
+@pytest.mark.parametrize("kernel", ["cudnn", "flash"])
+def test_sdpa_ring_blocks_run_on_meta_tensors(kernel):
+    """PyTorch's meta kernels take the ring's aten calls without a GPU: argument order, the lse reshape
+    (cuDNN's trailing unit dim) and the BSHD layout of every output and gradient."""
+    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+
+    q = torch.empty(2, 100, 4, 64, device="meta", dtype=torch.bfloat16)
+    k, v = (torch.empty(2, 37, 4, 64, device="meta", dtype=torch.bfloat16) for _ in range(2))
+    out, lse, aux = _attention_block(q, k, v, 0.1, kernel)
+    assert out.shape == q.shape and out.is_contiguous() and out.dtype == q.dtype
+    assert lse.shape == (2, 4, 100) and lse.dtype == torch.float32
+    grads = _attention_block_backward(out, q, k, v, out, lse, aux, 0.1, kernel)
+    for grad, like in zip(grads, (q, k, v), strict=True):
+        assert grad.shape == like.shape and grad.is_contiguous() and grad.dtype == like.dtype
+
+
 MERGE_BACKENDS = [
     pytest.param(
         "cpu", id="cpu-triton",
