@@ -16,6 +16,10 @@ every shape measured (benchmarks/RESULTS.md), so ``auto`` is never slower than t
 there. Fusing the prologue into the attention kernel's loads, the first design, recomputed k' for every
 query block: 206 ms against 114.6 ms without the prologue at the Cosmos-7B shape, where the separate
 pass costs about 1 ms.
+
+Ring attention (``cosmos_kernels.distributed``) computes its blocks with ``_attention_block`` and its
+backward, and merges them with ``_merge_attention_block``: under ``auto`` in half precision on PyTorch's
+cuDNN (else flash) kernels, called by their aten names for the lse they return.
 """
 
 import os
