@@ -211,30 +211,12 @@ def main() -> int:
             "-" if ratio is None else ("ours" if ratio <= 1 else "fallback"),
         )
     console.print(table)
-    tiles = _tuned_tiles()
-    console.print("autotuned tiles (BLOCK_M, BLOCK_N, warps, stages) by key:", tiles)
+    tiles = benchmarking.autotuned_configs()
+    console.print("autotuned configs by kernel and key:", tiles)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "tiles": tiles, "info": collect_info()}, f, indent=2, default=str)
     return 0
-
-
-def _tuned_tiles() -> dict[str, dict[str, list]]:
-    """What the Triton autotuner chose for each attention kernel, per tuning key (head dim, flags, dtypes)."""
-    from cosmos_kernels.triton import attention
-
-    kernels = {
-        "fwd": attention._attn_fwd_kernel,
-        "dkdv": attention._attn_bwd_dkdv_kernel,
-        "dq": attention._attn_bwd_dq_kernel,
-    }
-    return {
-        name: {
-            str(key): [c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages]
-            for key, c in getattr(kernel, "cache", {}).items()
-        }
-        for name, kernel in kernels.items()
-    }
 
 
 if __name__ == "__main__":

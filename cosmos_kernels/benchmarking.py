@@ -462,6 +462,35 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
     return [builders[name]() for name in names]
 
 
+def autotuned_configs() -> dict[str, dict[str, dict[str, object]]]:
+    """What the Triton autotuner chose so far in this process, per kernel and tuning key (the key's
+    values, then the dtypes of the tensor arguments): tile sizes, warps and stages."""
+    from importlib.util import find_spec
+
+    if find_spec("triton") is None:
+        return {}
+    import triton
+
+    from cosmos_kernels.triton import adaln, attention, qk_norm_rope
+
+    kernels = {
+        "attention fwd": attention._attn_fwd_kernel,
+        "attention dK/dV": attention._attn_bwd_dkdv_kernel,
+        "attention dQ": attention._attn_bwd_dq_kernel,
+        "qk_norm_rope fwd": qk_norm_rope._prologue_fwd_kernel,
+        "adaln fwd": adaln._adaln_fwd_kernel,
+    }
+    return {
+        name: {
+            str(key): {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages}
+            for key, config in kernel.cache.items()
+        }
+        for name, kernel in kernels.items()
+        # Under the interpreter the kernels run with fixed tiles, not autotuned.
+        if isinstance(kernel, triton.runtime.Autotuner)
+    }
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

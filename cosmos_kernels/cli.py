@@ -242,6 +242,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _write_bench_report(path: str, device: str, dtype: str, copy_bytes_per_s: float, results: list) -> None:
     report = {"device": device, "dtype": dtype, "copy_bytes_per_s": copy_bytes_per_s, "results": results}
+    report["autotuned"] = benchmarking.autotuned_configs()
     report["info"] = collect_info()
     with open(path, "w") as f:
         json.dump(report, f, indent=2, default=str)
