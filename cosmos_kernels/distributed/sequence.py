@@ -161,6 +161,10 @@ def _check_hybrid_layout(
                 f"{op}: the Ulysses group ({u} ranks) times the ring group ({r} ranks) must make up cp_group "
                 f"({dist.get_world_size(cp_group)} ranks)"
             )
+        members = set(dist.get_process_group_ranks(cp_group))
+        for name, group in (("ulysses_group", ulysses_group), ("ring_group", ring_group)):
+            if not set(dist.get_process_group_ranks(group)) <= members:
+                raise ValueError(f"{op}: {name} must be made of ranks of cp_group")
         cp_rank = functools.partial(dist.get_group_rank, cp_group)
         ulysses = [cp_rank(g) for g in dist.get_process_group_ranks(ulysses_group)]
         ring = [cp_rank(g) for g in dist.get_process_group_ranks(ring_group)]
