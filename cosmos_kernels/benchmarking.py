@@ -9,6 +9,8 @@ TFLOP/s and adds every ``scaled_dot_product_attention`` backend as a peer.
 
 import contextlib
 import functools
+import importlib
+import importlib.util
 import math
 import os
 import statistics
@@ -193,6 +195,26 @@ def _sdpa_eager(q, k, v, q_weight, k_weight, cos, sin, sdpa_backend=None):
         return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
 
 
+# The FlashAttention packages a user may have beside PyTorch: FA3 (Hopper) and FA2, both BSHD.
+_FLASH_ATTN_MODULES = {"flash_attn3": "flash_attn_interface", "flash_attn2": "flash_attn"}
+
+
+def flash_attn_functions() -> dict[str, Callable[..., object]]:
+    """``flash_attn_func`` of each installed FlashAttention package, by peer name."""
+    found = {}
+    for name, module in _FLASH_ATTN_MODULES.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = importlib.import_module(module).flash_attn_func
+    return found
+
+
+def _flash_attn_eager(q, k, v, q_weight, k_weight, cos, sin, flash_attn_func=None):
+    q, k = _norm_rope_eager(q, q_weight, cos, sin), _norm_rope_eager(k, k_weight, cos, sin)
+    out = flash_attn_func(q, k, v)
+    # Some FA3 releases return (out, lse).
+    return out[0] if isinstance(out, tuple) else out
+
+
 def qk_norm_rope_case(
     grid: tuple[int, int, int], heads: int, dim: int, dtype: torch.dtype, device: str
 ) -> Case:
@@ -271,6 +293,8 @@ def attention_case(
             ("sdpa-efficient", backends.EFFICIENT_ATTENTION),
         ):
             peers[name] = wrap(functools.partial(_sdpa_eager, sdpa_backend=sdpa_backend))
+        for name, function in flash_attn_functions().items():
+            peers[name] = wrap(functools.partial(_flash_attn_eager, flash_attn_func=function))
     matmul_flops = 4 * seq * seq * heads * dim  # QK^T and PV, 2 flops per multiply-add
     return Case(
         name="attention fwd+bwd" if backward else "attention fwd",

@@ -1,4 +1,4 @@
-"""The console script: info and a quick bench run end to end."""
+"""The console script: info and a quick bench run end to end, and the peers the bench finds."""
 
 import json
 import subprocess
@@ -61,3 +61,34 @@ def test_bench_only_builds_the_asked_cases(tmp_path, capsys):
     assert [r["op"] for r in json.loads(report.read_text())["results"]] == ["attention fwd+bwd"]
     assert cli.main([*args, "--only", "atention"]) == 2
     assert "atention" in capsys.readouterr().out
+
+
+def test_bench_finds_installed_flash_attn_packages(monkeypatch):
+    """flash_attn (FA2) and flash_attn_interface (FA3) become attention peers when importable; both take
+    BSHD, and a (out, lse) return is unpacked."""
+    import importlib.machinery
+    import types
+
+    import torch
+    import torch.nn.functional as F
+
+    from cosmos_kernels import benchmarking, ops
+
+    def flash_attn_func(q, k, v):
+        out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
+        return out, None
+
+    for module in ("flash_attn", "flash_attn_interface"):
+        fake = types.ModuleType(module)
+        fake.__spec__ = importlib.machinery.ModuleSpec(module, None)
+        fake.flash_attn_func = flash_attn_func
+        monkeypatch.setitem(sys.modules, module, fake)
+    found = benchmarking.flash_attn_functions()
+    assert set(found) == {"flash_attn2", "flash_attn3"}
+    q, k, v = torch.randn(3, 1, 24, 2, 32).unbind(0)
+    weight = torch.ones(32)
+    cos, sin = ops.rope3d_cos_sin(2, 3, 4, 32)
+    inputs = (q, k, v, weight, weight, cos, sin)
+    peer = benchmarking._flash_attn_eager(*inputs, flash_attn_func=found["flash_attn3"])
+    expected = benchmarking._sdpa_eager(*inputs)
+    assert torch.allclose(peer, expected)
