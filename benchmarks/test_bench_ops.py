@@ -25,7 +25,7 @@ OPS = [
     "dit block fwd+bwd",
 ]
 OURS = ["triton", "cuda", "auto"]
-PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient"]
+PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3"]
 _cache: dict = {}
 
 
