@@ -16,15 +16,15 @@ one dtype among float32/float16/bfloat16; 1 <= D <= MAX_D. Other strides are fre
 """
 
 import functools
-import os
 
 import torch
 import triton
 import triton.language as tl
 
 from cosmos_kernels._alloc import empty_output
+from cosmos_kernels._backend import triton_interpreter_enabled
 
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_INTERPRET = triton_interpreter_enabled()
 
 MAX_D = 16384
 

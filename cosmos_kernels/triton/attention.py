@@ -27,7 +27,6 @@ The launchers trust the caller (``cosmos_kernels.ops``) for the input contract: 
 ``head_dim_supported(D)``; k_lengths (B,) int32/int64 in [0, Sk] (values above Sk act as Sk).
 """
 
-import os
 from collections.abc import Callable
 
 import torch
@@ -35,12 +34,13 @@ import triton
 import triton.language as tl
 
 from cosmos_kernels._alloc import empty_output
+from cosmos_kernels._backend import triton_interpreter_enabled
 
 LOG2E = 1.4426950408889634
 
 # The interpreter runs every program in numpy: autotuning there would only multiply the test time, and
 # small tiles keep several key/query blocks in play at test sizes (online softmax, ragged tails).
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_INTERPRET = triton_interpreter_enabled()
 _INTERPRET_TILES = {
     "fwd": {"BLOCK_M": 32, "BLOCK_N": 16},
     "dkdv": {"BLOCK_M": 16, "BLOCK_N": 32},

@@ -19,22 +19,21 @@ The launchers trust the caller (``cosmos_kernels.ops``): x (B, S, H, D) with uni
 weight (D,) contiguous or None; cos/sin (S, D/2) float32 with unit stride in the last dim, or None.
 """
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
 from cosmos_kernels._alloc import empty_output
+from cosmos_kernels._backend import triton_interpreter_enabled
 from cosmos_kernels.triton.attention import _strides
 
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_INTERPRET = triton_interpreter_enabled()
 # 32 rows keep the fp32 tables and one head's halves of a block in registers up to D = 256 at 4 warps;
 # 56,320 tokens make 1,760 programs, over 13 per SM. The interpreter takes 8 rows and 2 heads per
 # program so that test shapes span several row blocks and a partial head group.
 _ROWS = 8 if _INTERPRET else 32
 _WARPS = 4
-_INTERPRET_FWD_TILE = {"BLOCK_S": 8, "HEADS": 2}
+_INTERPRET_FWD_TILE = {"BLOCK_S": _ROWS, "HEADS": 2}
 # Forward candidates (rows, heads per program, warps). The first is the tile the backward uses, which
 # ran at 78% of copy bandwidth on an H100 (0.814 ms for q and k at the Cosmos-7B shape). The heads
 # walked in a program's loop are loaded one after another, and at 100 registers (ptxas, sm_90) only
