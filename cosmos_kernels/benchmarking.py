@@ -495,13 +495,12 @@ def autotuned_configs() -> dict[str, dict[str, dict[str, object]]]:
         return {}
     import triton
 
-    from cosmos_kernels.triton import adaln, attention, qk_norm_rope
+    from cosmos_kernels.triton import adaln, attention
 
     kernels = {
         "attention fwd": attention._attn_fwd_kernel,
         "attention dK/dV": attention._attn_bwd_dkdv_kernel,
         "attention dQ": attention._attn_bwd_dq_kernel,
-        "qk_norm_rope fwd": qk_norm_rope._prologue_fwd_kernel,
         "adaln fwd": adaln._adaln_fwd_kernel,
     }
     return {

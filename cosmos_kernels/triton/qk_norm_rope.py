@@ -11,9 +11,10 @@ The head dim is handled as two halves because rotate-half RoPE pairs dim i with 
 fp32, rounded once to the input dtype. The backward writes per-program fp32 partials of the norm-weight
 gradient that torch sums in a fixed order (deterministic, no atomics).
 
-The forward is autotuned on CUDA over the rows per program, the heads per program and the warps (the
-table below says why); the backward keeps one tile, since its weight-gradient partials are one row per
-program and a tuned grid would change their number.
+One tile serves every shape, not an autotuned set: on an H100 (triton 3.6, 2026-11-26) eight candidates
+of 16 to 64 rows, 4 to 32 heads per program and 4 or 8 warps ran this pass for one (1, 56320, 32, 128)
+tensor in 0.395-0.474 ms against 0.385 ms for this tile; the pass is at 84% of copy bandwidth, not short
+of parallelism as predicted (benchmarks/runs/2026-11-26-h100-call6).
 
 The launchers trust the caller (``cosmos_kernels.ops``): x (B, S, H, D) with unit stride in D; D even;
 weight (D,) contiguous or None; cos/sin (S, D/2) float32 with unit stride in the last dim, or None.
@@ -29,27 +30,10 @@ from cosmos_kernels.triton.attention import _strides
 
 _INTERPRET = triton_interpreter_enabled()
 # 32 rows keep the fp32 tables and one head's halves of a block in registers up to D = 256 at 4 warps;
-# 56,320 tokens make 1,760 programs, over 13 per SM. The interpreter takes 8 rows and 2 heads per
-# program so that test shapes span several row blocks and a partial head group.
+# 56,320 tokens make 1,760 programs, over 13 per SM. The interpreter takes 8 so that test shapes span
+# several blocks.
 _ROWS = 8 if _INTERPRET else 32
 _WARPS = 4
-_INTERPRET_FWD_TILE = {"BLOCK_S": _ROWS, "HEADS": 2}
-# Forward candidates (rows, heads per program, warps). The first is the tile the backward uses, which
-# ran at 78% of copy bandwidth on an H100 (0.814 ms for q and k at the Cosmos-7B shape). The heads
-# walked in a program's loop are loaded one after another, and at 100 registers (ptxas, sm_90) only
-# 5 programs of 4 warps fit on an SM, so the pass ran in 2.7 waves with few loads in flight. The others
-# trade table reuse for parallelism: fewer heads per program (the tables come again, from L2), fewer
-# rows (64 registers: 8 programs per SM), or more warps per program.
-_FWD_TILES = [
-    (32, 32, 4),
-    (16, 32, 4),
-    (32, 32, 8),
-    (64, 32, 8),
-    (32, 8, 4),
-    (32, 4, 4),
-    (16, 8, 4),
-    (64, 8, 8),
-]
 
 
 @triton.jit
@@ -73,34 +57,15 @@ def _rstd(x1, x2, eps, HALF: tl.constexpr):
     return tl.rsqrt((tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / (2 * HALF) + eps)
 
 
-def _fwd_tuned(fn: triton.runtime.JITFunction) -> triton.runtime.JITFunction:
-    """The forward kernel as the interpreter runs it (tile passed by the launcher), else autotuned."""
-    if _INTERPRET:
-        return fn
-    configs = [triton.Config({"BLOCK_S": s, "HEADS": h}, num_warps=w) for s, h, w in _FWD_TILES]
-
-    def prune(configs: list, named_args: dict, **kwargs: object) -> list:
-        # More heads per program than the tensor has is the all-heads tile again.
-        heads = triton.next_power_of_2(named_args["H"])
-        return [c for c in configs if c.kwargs["HEADS"] <= heads] or configs[:1]
-
-    # The autotuner appends the dtype of every tensor argument to the key; S is left out so that a new
-    # sequence length does not re-tune.
-    return triton.autotune(
-        configs, key=["H", "HALF", "NORM", "ROPE"], prune_configs_by={"early_config_prune": prune}
-    )(fn)
-
-
-@_fwd_tuned
 @triton.jit
 def _prologue_fwd_kernel(
     x_ptr, w_ptr, cos_ptr, sin_ptr, out_ptr,
     stride_xb, stride_xs, stride_xh, stride_ob, stride_os, stride_oh, stride_cs, stride_ss,
     H, S, eps,
     HALF: tl.constexpr, NORM: tl.constexpr, ROPE: tl.constexpr,
-    BLOCK_S: tl.constexpr, BLOCK_HALF: tl.constexpr, HEADS: tl.constexpr,
+    BLOCK_S: tl.constexpr, BLOCK_HALF: tl.constexpr,
 ):  # fmt: skip
-    pid_s, b, pid_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    pid_s, b = tl.program_id(0), tl.program_id(1).to(tl.int64)
     rows = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
     offs_h = tl.arange(0, BLOCK_HALF)
     mask = (rows < S)[:, None] & (offs_h < HALF)[None, :]
@@ -110,7 +75,7 @@ def _prologue_fwd_kernel(
         c, s = _load_tables(cos_ptr, sin_ptr, rows, offs_h, mask, stride_cs, stride_ss)
     x_rows = x_ptr + b * stride_xb + (rows * stride_xs)[:, None] + offs_h[None, :]
     out_rows = out_ptr + b * stride_ob + (rows * stride_os)[:, None] + offs_h[None, :]
-    for h in range(pid_h * HEADS, tl.minimum(pid_h * HEADS + HEADS, H)):
+    for h in range(H):
         x1, x2 = _load_halves(x_rows + h * stride_xh, 0, mask, HALF)
         if NORM:
             rstd = _rstd(x1, x2, eps, HALF)
@@ -176,7 +141,9 @@ def _flags(x: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor | Non
         "HALF": half,
         "NORM": weight is not None,
         "ROPE": cos is not None,
+        "BLOCK_S": _ROWS,
         "BLOCK_HALF": triton.next_power_of_2(half),
+        "num_warps": _WARPS,
     }
 
 
@@ -197,11 +164,10 @@ def prologue_forward(
     if out.numel() == 0:
         return out
     # Absent pointers are never read: x stands in for them.
-    grid = lambda meta: (triton.cdiv(S, meta["BLOCK_S"]), B, triton.cdiv(H, meta["HEADS"]))  # noqa: E731
-    _prologue_fwd_kernel[grid](
+    _prologue_fwd_kernel[(triton.cdiv(S, _ROWS), B)](
         x, weight if weight is not None else x, cos if cos is not None else x, sin if sin is not None else x,
         out, *_strides(x), *_strides(out), *_table_strides(cos, sin), H, S, eps,
-        **_flags(x, weight, cos), **(_INTERPRET_FWD_TILE if _INTERPRET else {}),
+        **_flags(x, weight, cos),
     )  # fmt: skip
     return out
 
@@ -225,7 +191,7 @@ def prologue_backward(
             grad, x, weight if weight is not None else x, cos if cos is not None else x,
             sin if sin is not None else x, ws, dx,
             *_strides(grad), *_strides(x), *_strides(dx), *_table_strides(cos, sin), H, S, eps,
-            **_flags(x, weight, cos), BLOCK_S=_ROWS, num_warps=_WARPS,
+            **_flags(x, weight, cos),
         )  # fmt: skip
     # Summed in torch in a fixed order: deterministic, unlike atomics.
     return dx, None if weight is None else ws.sum(0).to(weight.dtype)
