@@ -123,8 +123,13 @@ def _time(fn: Callable, args: tuple, reps: int) -> float | None:
 
 
 def ring_blocks(reps: int, console: Console) -> list[dict]:
-    """Block forward and backward times per kernel at the shard sizes of a ring over 2, 4 and 8 GPUs."""
-    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+    """Block forward and backward times per kernel, and the merge of a block into the running output, at
+    the shard sizes of a ring over 2, 4 and 8 GPUs."""
+    from cosmos_kernels.ops.attention import (
+        _attention_block,
+        _attention_block_backward,
+        _merge_attention_block,
+    )
 
     rows = []
     scale = 128**-0.5
@@ -144,6 +149,18 @@ def ring_blocks(reps: int, console: Console) -> list[dict]:
             console.print(
                 f"ring step at P={world} ({seq} x {seq}), {kernel}: "
                 + ", ".join(f"{d} {'-' if t is None else f'{t * 1e3:.3f} ms'}" for d, t in times.items())
+            )
+        # Each forward step folds its block into the running float32 out and lse (in place).
+        running_out = torch.zeros(1, seq, 32, 128, device="cuda")
+        running_lse = torch.zeros(1, 32, seq, device="cuda")
+        for backend in ("triton", "torch"):
+            args = (running_out, running_lse, q, torch.zeros_like(running_lse), backend)
+            merge = _time(_merge_attention_block, args, reps)
+            row = {"world": world, "seq": seq, "kernel": f"merge {backend}", "seconds": {"merge": merge}}
+            rows.append(row)
+            console.print(
+                f"ring step at P={world} ({seq} x {seq}), merge on {backend}: "
+                + ("-" if merge is None else f"{merge * 1e3:.3f} ms")
             )
     return rows
 

@@ -23,18 +23,16 @@
 #   3. after fixes: BUILD_CUDA=0 TESTS="<four test files>" BENCH_ARGS=--no-compile ...     (195 s)
 # (BENCH_ONLY is `cosmos-kernels bench --only`; the JSON is written after every case, so a timeout
 # keeps what was measured.)
-# Left for the next session (issue 4), planned as two calls (send the second at once: the build stays):
-#   1. PHASES="build tests bench profile" TESTS_TIMEOUT=200 BENCH_ARGS=--no-compile BENCH_REPS=10 \
-#      BENCH_ONLY="attention,qk_norm_rope,adaln_modulate,gated_residual_adaln,group_norm_silu,dit block" \
-#      BENCH_TIMEOUT=170 PROFILE_TIMEOUT=100                                     (at most ~540 s)
-#      every GPU test (the ring-block tests of cuDNN/flash/Triton are new), the Triton attention with its
-#      unmasked full blocks (predicted ~10% faster: 112.2 -> ~100 ms forward), the autotuned
-#      qk_norm_rope (predicted 0.72-0.76 ms, was 0.814) and adaln forward (gated predicted ~0.80 ms,
-#      was 0.884), group_norm_silu (predicted ~1.05 ms, was 1.086), the DiT block fwd+bwd (never
-#      measured) and its profile by kernel;
-#   2. PHASES="crossover ring" CROSSOVER_TIMEOUT=300 CROSSOVER_SHAPES="8x44x80,4x32x64,1x32x32,cross,D 64"
-#      the rows call 1 of 2026-11-26 did not reach, text padding (k_lengths) against masked SDPA, the
-#      tiles the autotuner chose, and the ring's block kernels (cuDNN/flash/Triton; ~60 s).
+# The second session (same date, H100; raw outputs in benchmarks/runs/2026-11-26-h100-call{4..8}) ran:
+#   4. BUILD_CUDA=0 PHASES="build tests bench profile" TESTS_TIMEOUT=190 BENCH_ARGS=--no-compile \
+#      BENCH_REPS=10 BENCH_ONLY="attention,qk_norm_rope,adaln_modulate,gated_residual_adaln,group_norm_silu,dit block" \
+#      BENCH_TIMEOUT=170 PROFILE_TIMEOUT=100                                                (294 s)
+#   5. at once: PHASES="crossover ring" CROSSOVER_SHAPES="4x32x64,1x32x32,cross,D 64,8x44x80"  (90 s)
+#   6-8. one-off diagnoses (scripts kept beside their outputs), ~60 s each.
+# With 15 minutes a session, a start ~30-60 s: two full calls fit, sent back to back.
+# Left for a next session: the ring merge pass (`attention_crossover.py --ring` times the block
+# kernels only), the torch.compile peers in the same run as ours (drop BENCH_ARGS=--no-compile on one
+# op family per call: each compile costs 20-60 s), the chunked tokenizer's peak memory.
 # A call returns at most 8 files, so the default PHASES leave "ring" out: with every phase there would
 # be 9 (ring_blocks.json).
 set -uo pipefail

@@ -41,9 +41,11 @@ from cosmos_kernels.ops._checks import (
 from cosmos_kernels.reference.attention import attention_prologue
 
 # The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel: on an H100 our
-# Triton flash attention (plain, no prologue) runs at 74% of cuDNN's speed (114.6 vs 85.2 ms forward at
-# the Cosmos-7B shape), and a CUDA kernel that beats cuDNN needs FlashAttention-3's warp-specialized
-# wgmma/TMA pipelines; until one exists, ``auto`` hands the core to SDPA (cuDNN) where it can.
+# Triton flash attention runs at 81% of the speed of our prologue + cuDNN (100.9 vs 81.8 ms forward at
+# the Cosmos-7B shape, 515 vs 635 TFLOP/s), and a kernel that beats cuDNN needs FlashAttention-3's
+# warp-specialized wgmma/TMA pipelines, in CUDA C++ or in Triton extensions beyond triton 3.6, whose
+# Hopper warp specialization takes only descriptor-based loops; until one exists, ``auto`` hands the
+# core to SDPA (cuDNN) where it can.
 PREFERENCE: tuple[str, ...] = ("triton",)
 # The standalone prologue is memory-bound; one Triton pass per tensor reads and writes each row once.
 QK_NORM_ROPE_PREFERENCE: tuple[str, ...] = ("triton",)
@@ -442,8 +444,8 @@ def _sdpa_does_the_work(requested: str, q: Tensor, k_lengths: Tensor | None, ret
 # Ring attention's blocks: plain attention of the local queries over one K/V block, returning the lse
 # that merges blocks; the backward takes the whole ring's out and lse (the flash identity). PyTorch's
 # cuDNN and flash SDPA kernels have exactly that contract under their private aten names (PyTorch's own
-# context parallelism calls them so), and on an H100 cuDNN's runs at 1.4x our Triton kernel's speed
-# (benchmarks/RESULTS.md).
+# context parallelism calls them so), and on an H100 at the block sizes of 2-8 GPU rings cuDNN's ran
+# 1.2-1.3x faster than our Triton kernel forward and 1.4x backward (benchmarks/RESULTS.md).
 _SDPA_BLOCK_KERNELS = ("cudnn", "flash")
 
 
