@@ -43,9 +43,10 @@ from cosmos_kernels.reference.attention import attention_prologue
 # The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel: on an H100 our
 # Triton flash attention runs at 81% of the speed of our prologue + cuDNN (100.9 vs 81.8 ms forward at
 # the Cosmos-7B shape, 515 vs 635 TFLOP/s), and a kernel that beats cuDNN needs FlashAttention-3's
-# warp-specialized wgmma/TMA pipelines, in CUDA C++ or in Triton extensions beyond triton 3.6, whose
-# Hopper warp specialization takes only descriptor-based loops; until one exists, ``auto`` hands the
-# core to SDPA (cuDNN) where it can.
+# warp-specialized wgmma/TMA pipelines, in CUDA C++ or in Triton extensions (Meta's TLX); triton's own
+# Hopper warp specialization was reported to fail on pointer-based dot loops like ours
+# (triton-lang/triton#9728, triton 3.4). Until one exists, ``auto`` hands the core to SDPA (cuDNN)
+# where it can.
 PREFERENCE: tuple[str, ...] = ("triton",)
 # The standalone prologue is memory-bound; one Triton pass per tensor reads and writes each row once.
 QK_NORM_ROPE_PREFERENCE: tuple[str, ...] = ("triton",)
