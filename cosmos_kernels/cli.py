@@ -6,6 +6,7 @@ import argparse
 import importlib.metadata
 import json
 import math
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -123,7 +124,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    console = Console()
+    console = make_console()
     table = Table(title=f"cosmos_kernels {info['cosmos_kernels']}", show_header=False)
     for key in ("python", "torch", "torch_cuda", "triton"):
         table.add_row(key, str(info[key]))
@@ -147,7 +148,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.dtype = args.dtype or ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[args.dtype]
     size = "quick" if args.quick else "cosmos"
-    console = Console()
+    console = make_console()
     backends = args.backend.split(",")
     for backend in backends:
         if backend not in ("auto", *BACKENDS):
@@ -254,6 +255,15 @@ LATENTS_FORMAT = "cosmos-kernels-latents-1"
 RANDOM_WEIGHTS_SEED = 0
 
 
+def make_console() -> Console:
+    """A console for tables and progress: at a terminal its width; piped or redirected, wide enough
+    that no table cell is cut (rich would otherwise fit everything into 80 columns)."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 400))
+    return console
+
+
 class CliError(Exception):
     """A bad input that the command reports in one line (exit status 2) instead of a traceback."""
 
@@ -268,7 +278,7 @@ def _reporting_errors(
     """
 
     def command(args: argparse.Namespace) -> int:
-        console = Console()
+        console = make_console()
         try:
             return run(args, console)
         except (CliError, ImportError, OSError, ValueError) as e:
@@ -482,6 +492,9 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         Video2WorldPipeline,
     )
 
+    _check_writable(args.out, "--out")
+    if args.contact_sheet is not None:
+        _check_writable(args.contact_sheet, "--contact-sheet")
     net, shipped = _world_model(args, console)
     video2world = net.config.video_extend
     if video2world != (args.input_video is not None):
@@ -491,9 +504,9 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         )
     stats = {}
     size, guidance = 64, 7.0
+    manifest = tiny_world_manifest() if shipped is not None else None
     if shipped is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
         tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
-        manifest = tiny_world_manifest()
         size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
     else:
         tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
@@ -521,6 +534,8 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         from cosmos_kernels.video_io import read_video, to_model
 
         frames, _ = read_video(args.input_video)
+        if shipped is not None:
+            _check_trained_size(args, manifest["size"], frames.shape[1], frames.shape[2], console)
         if frames.shape[0] < args.input_frames:
             raise CliError(
                 f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
@@ -532,6 +547,8 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, **stats)
         height = size if args.height is None else args.height
         width = size if args.width is None else args.width
+        if shipped is not None:
+            _check_trained_size(args, manifest["size"], height, width, console)
         result = pipeline(args.prompt, num_frames=args.frames, height=height, width=width, **common)
     return _write_generated(result.video, args, console)
 
@@ -541,18 +558,14 @@ def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Con
 
     frames = from_model(video[:1])
     out = Path(args.out)
-    try:
-        from cosmos_kernels.video_io import write_video
-
-        if out.suffix == ".npy":
-            raise ImportError("asked for .npy")
-        write_video(out, frames, args.fps)
-    except ImportError:
-        # Without PyAV there is no video writer: the uint8 frames (T, H, W, 3) go to a .npy file.
+    if out.suffix == ".npy":
         import numpy as np
 
-        out = out.with_suffix(".npy")
-        np.save(out, frames.numpy())
+        np.save(out, frames.numpy())  # the uint8 frames (T, H, W, 3), no encoding loss
+    else:
+        from cosmos_kernels.video_io import write_video
+
+        write_video(out, frames, args.fps)
     console.print(f"{tuple(frames.shape[:3])} frames x H x W written to {out}")
     from cosmos_kernels.pipelines.evaluation import write_contact_sheet
 
@@ -568,6 +581,30 @@ def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Con
     else:
         console.print(f"contact sheet of the {video.shape[2]} frames written to {sheet}")
     return 0
+
+
+def _check_writable(path: str, argument: str) -> None:
+    """Refuse an output path whose folder is missing before minutes of sampling, not after."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise CliError(f"{argument} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{argument} {path}: the folder {folder} is not writable")
+
+
+def _check_trained_size(
+    args: argparse.Namespace, trained: int, height: int, width: int, console: Console
+) -> None:
+    """The shipped tiny model only knows the frame size it was trained at; elsewhere it makes noise."""
+    if (height, width) == (trained, trained):
+        return
+    message = (
+        f"the shipped {args.model} model was trained on {trained}x{trained} frames only; at {height}x{width} "
+        "its output is not a meaningful video"
+    )
+    if not args.any_size:
+        raise CliError(f"{message} (pass --any-size to sample anyway)")
+    console.print(f"[yellow]Warning: {message}.[/]")
 
 
 cmd_generate = _reporting_errors(_generate)
@@ -682,7 +719,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--sampler", choices=("euler", "heun", "multistep"), default="euler")
     generate.add_argument("--seed", type=int, default=1)
-    generate.add_argument("--out", default="generated.mp4", help="video file to write (.npy without PyAV)")
+    generate.add_argument(
+        "--out", default="generated.mp4", help="video file to write (.npy: the uint8 frames (T, H, W, 3))"
+    )
+    generate.add_argument(
+        "--any-size",
+        action="store_true",
+        help="let the shipped tiny models sample at a frame size other than their training size (32x32)",
+    )
     generate.add_argument(
         "--contact-sheet",
         default=None,

@@ -1,4 +1,4 @@
-"""Read and write video files (mp4 and whatever else FFmpeg knows) with PyAV, the ``video`` extra.
+"""Read and write video files (mp4 and whatever else FFmpeg knows) with PyAV.
 
 PyAV's wheels bundle the FFmpeg libraries, H.264 encoder included, so nothing is installed or
 downloaded at run time. Frames are uint8 (T, H, W, 3) RGB tensors; :func:`to_model` and
@@ -8,6 +8,7 @@ Cosmos does (``x / 255 * 2 - 1``, and back with clamping and rounding).
 
 from fractions import Fraction
 from os import PathLike
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -17,23 +18,29 @@ Tensor = torch.Tensor
 
 
 def _av() -> ModuleType:
-    # Imported late, so that the package works without the extra.
+    # Imported late: PyAV loads the FFmpeg libraries, which most of the package never needs.
     try:
         import av
     except ImportError as e:
-        raise ImportError("video files need PyAV: pip install 'cosmos-kernels[video]'") from e
+        raise ImportError("video files need PyAV: pip install av") from e
     return av
 
 
 def read_video(path: str | PathLike[str]) -> tuple[Tensor, Fraction]:
     """The frames of the first video stream of ``path``, uint8 (T, H, W, 3) RGB, and its frame rate."""
     av = _av()
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-        rate = stream.average_rate or stream.guessed_rate
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"not a readable video: {path} (no such file)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"not a readable video: {path} (no video stream)")
+            stream = container.streams.video[0]
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            rate = stream.average_rate or stream.guessed_rate
+    except av.error.FFmpegError as e:
+        # FFmpeg's own message without its errno (AVERROR codes such as 1094995529 mean nothing to a user).
+        raise ValueError(f"not a readable video: {path} ({e.strerror or type(e).__name__})") from e
     if not frames:
         raise ValueError(f"{path}: the video stream has no frames")
     return torch.from_numpy(np.stack(frames)), Fraction(rate) if rate else Fraction(24)

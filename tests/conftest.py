@@ -20,8 +20,9 @@ from cuda_emulator import build as cuda_emulator
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRITON = importlib.util.find_spec("triton") is not None
-# Without a GPU the CUDA kernels still run, slowly, as host C++ (tests/cuda_emulator).
-EMULATE_CUDA = not HAS_CUDA and cuda_emulator.missing_tools() is None
+# Without a GPU the CUDA kernels still run, slowly, as host C++ (tests/cuda_emulator); where they
+# cannot be built (no g++, no CUDA headers, no pybind11) their cases stay in the run as skips.
+EMULATOR_MISSING = cuda_emulator.missing_tools()
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # ||out - ref|| / ||ref|| against a float64 reference (DESIGN.md).
@@ -48,8 +49,18 @@ def backend_params() -> list:
                 ),
             )
         )
-    if EMULATE_CUDA:
-        params.append(pytest.param("cpu", "cuda", id="cpu-cuda-emulated"))
+    if not HAS_CUDA:
+        params.append(
+            pytest.param(
+                "cpu",
+                "cuda",
+                id="cpu-cuda-emulated",
+                marks=pytest.mark.skipif(
+                    EMULATOR_MISSING is not None,
+                    reason=f"CUDA kernels not emulated on CPU: {EMULATOR_MISSING}",
+                ),
+            )
+        )
     gpu = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")]
     params.append(pytest.param("cuda", "torch", id="cuda-torch", marks=gpu))
     params.append(pytest.param("cuda", "triton", id="cuda-triton", marks=gpu))
@@ -62,6 +73,31 @@ def backend_params() -> list:
         )
     )
     return params
+
+
+def triton_device_params() -> list:
+    """The devices a Triton-kernel test runs on: the CPU under the interpreter where there is no GPU,
+    else the GPU (marked gpu, so that ``pytest -m gpu`` runs it)."""
+    return [
+        pytest.param(
+            "cpu",
+            id="cpu-interpreted",
+            marks=pytest.mark.skipif(
+                not HAS_TRITON or HAS_CUDA,
+                reason="triton not installed"
+                if not HAS_TRITON
+                else "the interpreter runs where there is no GPU",
+            ),
+        ),
+        pytest.param(
+            "cuda",
+            id="cuda",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not HAS_CUDA or not HAS_TRITON, reason="needs a CUDA device"),
+            ],
+        ),
+    ]
 
 
 def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:

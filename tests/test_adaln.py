@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import DTYPES, HAS_CUDA, HAS_TRITON, assert_close, backend_params
+from conftest import DTYPES, assert_close, backend_params, triton_device_params
 
 from cosmos_kernels import ops, reference
 
@@ -126,13 +126,12 @@ def test_wide_rows_go_to_torch_under_auto():
     torch.testing.assert_close(out, torch.nn.functional.layer_norm(x, (16385,), eps=1e-6))
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton not installed")
-def test_triton_backward_sums_frames_over_several_chunks(monkeypatch):
+@pytest.mark.parametrize("device", triton_device_params())
+def test_triton_backward_sums_frames_over_several_chunks(monkeypatch, device):
     """Long frames are split across programs whose partial sums are added afterwards."""
     from cosmos_kernels.triton import adaln as triton_adaln
 
     monkeypatch.setattr(triton_adaln, "_MIN_ROWS_PER_CHUNK", 2)
-    device = "cuda" if HAS_CUDA else "cpu"
     x, y, mods = make_inputs(2, 14, 24, 2, torch.float32, device, gated=True)  # 7 rows per frame
     inputs = leaves(x, y, *mods)
     h, out = ops.gated_residual_adaln(*inputs, backend="triton")

@@ -3,7 +3,15 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DTYPES, HAS_TRITON, TOLERANCE, assert_close, backend_params, rel_error
+from conftest import (
+    DTYPES,
+    HAS_TRITON,
+    TOLERANCE,
+    assert_close,
+    backend_params,
+    rel_error,
+    triton_device_params,
+)
 
 from cosmos_kernels import BackendUnavailableError, ops, reference
 from cosmos_kernels.ops import norm
@@ -95,14 +103,13 @@ def test_reference_matches_the_tokenizer_formula():
     )
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton not installed")
-def test_triton_loops_over_planes_in_blocks(monkeypatch):
+@pytest.mark.parametrize("device", triton_device_params())
+def test_triton_loops_over_planes_in_blocks(monkeypatch, device):
     """720p planes take many loop steps and blocks; tiny blocks reproduce that, with a ragged tail."""
     from cosmos_kernels.triton import norm as triton_norm
 
     monkeypatch.setattr(triton_norm, "_REDUCE_BLOCK", 16)
     monkeypatch.setattr(triton_norm, "_APPLY_BLOCK", 8)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     check_against_reference((2, 6, 2, 5, 7), 2, torch.float32, device, "triton")
 
 

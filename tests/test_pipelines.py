@@ -1,5 +1,6 @@
 """Text2World / Video2World pipelines on the tiny models, the text encoders and `cosmos-kernels generate`."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,8 +96,6 @@ def test_pipeline_bad_input(tokenizer):
 
 
 def test_cli_generate(tmp_path, capsys):
-    pytest.importorskip("av")
-    pytest.importorskip("PIL")
     from PIL import Image
 
     from cosmos_kernels.video_io import read_video
@@ -124,3 +123,34 @@ def test_cli_generate(tmp_path, capsys):
     assert "take --input-video" in capsys.readouterr().err
     assert cli.main(["generate", "--prompt", "x", "--model", "cosmos-3b"]) == 2
     assert "unknown world model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "{tmp}/nodir/sub/x.mp4"], "--out {tmp}/nodir/sub/x.mp4: the folder"),
+        (["--contact-sheet", "{tmp}/nodir/x.png"], "--contact-sheet {tmp}/nodir/x.png: the folder"),
+        (["--height", "64", "--width", "64"], "trained on 32x32 frames only; at 64x64"),
+        (["--model", "tiny-video2world", "--input-video", "{tmp}/text.mp4"], "not a readable video"),
+    ],
+)
+def test_cli_generate_refuses_before_sampling(tmp_path, capsys, monkeypatch, args, message):
+    (tmp_path / "text.mp4").write_text("not a video")
+
+    def no_sampling(*_args, **_kwargs):
+        raise AssertionError("sampled before checking its arguments")
+
+    monkeypatch.setattr("cosmos_kernels.pipelines.Text2WorldPipeline.__call__", no_sampling)
+    monkeypatch.setattr("cosmos_kernels.pipelines.Video2WorldPipeline.__call__", no_sampling)
+    argv = ["generate", "--prompt", "x", "--out", str(tmp_path / "x.mp4")]
+    assert cli.main(argv + [a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.format(tmp=tmp_path) in err
+
+
+def test_cli_generate_any_size_warns(tmp_path, capsys):
+    out = tmp_path / "x.npy"
+    argv = ["generate", "--prompt", "x", "--steps", "1", "--frames", "9", "--height", "64", "--width", "64"]
+    assert cli.main([*argv, "--any-size", "--out", str(out)]) == 0
+    assert "trained on 32x32 frames only" in capsys.readouterr().out
+    assert np.load(out).shape == (9, 64, 64, 3)

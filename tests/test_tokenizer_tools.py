@@ -115,7 +115,11 @@ def test_checkpoint_directory_of_torchscript_files(tmp_path, capsys):
             "neither encoder.jit",
         ),
         (["tokenize", "{tmp}/in.mp4", "--out", "{tmp}/z.safetensors", "--chunk-frames", "4"], "chunk_frames"),
-        (["tokenize", "{tmp}/not_a_video.mp4", "--out", "{tmp}/z.safetensors"], "error"),
+        (
+            ["tokenize", "{tmp}/not_a_video.mp4", "--out", "{tmp}/z.safetensors"],
+            "not a readable video: {tmp}/not_a_video.mp4 (Invalid data",
+        ),
+        (["tokenize", "{tmp}/empty.mp4", "--out", "{tmp}/z.safetensors"], "not a readable video"),
         (["detokenize", "{tmp}/in.mp4", "--out", "{tmp}/out.mp4"], "error"),
         (["detokenize", "{tmp}/missing.safetensors", "--out", "{tmp}/out.mp4"], "no such file"),
     ],
@@ -123,9 +127,11 @@ def test_checkpoint_directory_of_torchscript_files(tmp_path, capsys):
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys, args, message):
     _write_clip(tmp_path / "in.mp4", frames=9, height=16, width=16)
     (tmp_path / "not_a_video.mp4").write_bytes(b"not a video")
+    (tmp_path / "empty.mp4").write_bytes(b"")
     assert cli.main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert err.startswith("error: ") and message.format(tmp=tmp_path) in err
+    assert "Traceback" not in err and "Errno" not in err
 
 
 def test_psnr_and_ssim_known_values():

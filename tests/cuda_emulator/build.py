@@ -7,6 +7,7 @@ nothing about speed, memory ordering or alignment faults: a GPU still has the la
 """
 
 import concurrent.futures
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ def missing_tools() -> str | None:
         return "g++ not found"
     if not (CUDA_INCLUDE / "cuda_runtime.h").exists():
         return f"CUDA headers not found in {CUDA_INCLUDE}"
+    if importlib.util.find_spec("pybind11") is None:
+        return "pybind11 not installed (the test extra brings it)"
     return None
 
 
