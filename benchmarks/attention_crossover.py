@@ -92,6 +92,8 @@ def shapes(quick: bool, only: list[str] | None = None) -> list[dict]:
         ("self 1x32x32", (1, 32, 32), None, 32, 128, None),
         ("cross 56320 x 512 text", None, (56320, 512), 32, 128, None),
         ("cross 56320 x 512 text, k_lengths", None, (56320, 512), 32, 128, [300]),
+        ("cross 28160 x 512 text", None, (28160, 512), 32, 128, None),
+        ("cross 16384 x 512 text", None, (16384, 512), 32, 128, None),
         ("cross 8192 x 512 text", None, (8192, 512), 32, 128, None),
         ("cross 8192 x 512 text, k_lengths, B 2", None, (8192, 512), 32, 128, [300, 77]),
         ("self 4x32x64, D 64", (4, 32, 64), None, 16, 64, None),

@@ -1,7 +1,7 @@
 """Modelled efficiency of context-parallel attention for Cosmos-7B at 121 frames 720p, on 2-64 GPUs.
 
 Run ``python benchmarks/scaling_model.py`` (``--markdown`` for the table in docs/DISTRIBUTED.md). The
-model starts from attention times measured on one H100 (DESIGN.md: cuDNN SDPA at S = 56,320, 32 heads
+model starts from attention times measured on one H100 (docs/DESIGN.md: cuDNN SDPA at S = 56,320, 32 heads
 x 128, bf16: forward 83.6 ms, forward+backward 317 ms) and adds what splitting the sequence over P GPUs
 costs. Efficiency = T_1 / (P * T_P): 100 % means P GPUs are P times faster than one.
 

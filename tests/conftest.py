@@ -25,7 +25,7 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 EMULATOR_MISSING = cuda_emulator.missing_tools()
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-# ||out - ref|| / ||ref|| against a float64 reference (DESIGN.md).
+# ||out - ref|| / ||ref|| against a float64 reference (docs/DESIGN.md).
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float64: 1e-12}
 
 

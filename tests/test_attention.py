@@ -87,7 +87,7 @@ def test_attention_matches_reference(device, backend, case):
 @pytest.mark.parametrize(("device", "backend"), TRITON_BACKENDS)
 @pytest.mark.parametrize("case", TRITON_CASES, ids=case_id)
 def test_triton_attention_matches_reference(device, backend, case):
-    # The interpreter's tl.dot on bfloat16 multiplies raw bit patterns (DESIGN.md): bfloat16 on GPUs.
+    # The interpreter's tl.dot on bfloat16 multiplies raw bit patterns (docs/DESIGN.md): bfloat16 on GPUs.
     dtypes = DTYPES if device == "cuda" else [torch.float32, torch.float16]
     check_against_reference(device, backend, case, dtypes)
 

@@ -43,7 +43,7 @@ def inputs(config, batch=2, frames=3, height=6, width=10, text=7, seed=1, dtype=
 
 # ---------------------------------------------------------------------------------------------
 # Cosmos's forward, transcribed from cosmos-predict1 (general_dit.py, blocks.py, attention.py,
-# position_embedding.py; see COSMOS.md) in its own layout: sequence-first "(t h w) b d" tokens,
+# position_embedding.py; see docs/COSMOS.md) in its own layout: sequence-first "(t h w) b d" tokens,
 # the RoPE angles over the full head dim as [t | h | w] twice, plain LayerNorm and softmax.
 # ---------------------------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ def test_patchify_unpatchify_round_trip():
 
 
 def _count_cosmos_parameters(D, blocks, heads, video2world=False, lora_dim=256, text=1024):
-    """Parameter count from the checkpoint key list of COSMOS.md, independent of our modules."""
+    """Parameter count from the checkpoint key list of docs/COSMOS.md, independent of our modules."""
     head_dim = D // heads
     self_attn = 4 * D * D + 2 * head_dim
     cross_attn = 2 * D * D + 2 * text * D + 2 * head_dim
@@ -250,7 +250,7 @@ def test_adaln_lora_saves_a_third_of_the_7b_parameters():
 
 
 def _cosmos_named_state_dict(name):
-    """A state dict as Cosmos's model.pt holds it, with keys and shapes written out from COSMOS.md."""
+    """A state dict as Cosmos's model.pt holds it, with keys and shapes written out from docs/COSMOS.md."""
     c = DIT_CONFIGS[name]
     D, r, hd, text = c.model_channels, c.adaln_lora_dim, c.head_dim, c.crossattn_emb_channels
     shapes = {

@@ -16,6 +16,7 @@ from cosmos_kernels.pipelines import SamplingOptions, Text2WorldPipeline, Video2
 from cosmos_kernels.pipelines.evaluation import (
     asked_balls,
     count_balls,
+    evaluate_tokenizer,
     evaluate_video2world,
     text2world_share,
     write_contact_sheet,
@@ -99,3 +100,13 @@ def test_text2world_shows_the_asked_colors():
     pipeline = Text2WorldPipeline(net, tiny_world_text_encoder(), tokenizer, latent_mean=mean, latent_std=std)
     exact, colors = text2world_share(pipeline, SEEDS, options=_options("text2world"))
     assert colors >= COLOR_SHARE and exact >= EXACT_SHARE, (exact, colors)
+
+
+def test_tokenizer_keeps_its_measured_figures():
+    """The README's tokenizer ceiling, as tiny_world.json records it (seconds to re-measure)."""
+    _, tokenizer, _, _ = load_tiny_world("video2world")
+    recorded = tiny_world_manifest()["figures"]["tokenizer_reconstruction"]
+    scores = evaluate_tokenizer(tokenizer, SEEDS)
+    assert scores.balls == recorded["balls"]
+    assert abs(scores.psnr - recorded["psnr"]) < 0.05, scores
+    assert abs(scores.balls_found - recorded["balls_found"]) < 0.01, scores

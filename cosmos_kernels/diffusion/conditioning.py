@@ -12,7 +12,7 @@ per batch (0 to 2 in Cosmos's Video2World experiment), a log-normal augment_sigm
 sample, drops the condition of one batch in five for classifier-free guidance, and leaves the condition
 frames out of the loss by the same replacement (cosmos_predict1/diffusion/training/models/extend_model.py).
 
-One departure: model_v2w.py at the snapshot in COSMOS.md writes the replaced network output as
+One departure: model_v2w.py at the snapshot in docs/COSMOS.md writes the replaced network output as
 ``gt / c_out - c_skip x``, which does not give x0 = gt; later copies of the file write
 ``(gt - c_skip x) / c_out``, which does and is what this module does (in x0 space).
 """

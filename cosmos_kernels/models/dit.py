@@ -1,5 +1,5 @@
 """The Cosmos-1.0 diffusion transformer: ``GeneralDIT`` (Text2World) and ``VideoExtendGeneralDIT``
-(Video2World), exactly as cosmos-predict1 builds them (facts and source files in COSMOS.md).
+(Video2World), exactly as cosmos-predict1 builds them (facts and source files in docs/COSMOS.md).
 
 Read top to bottom: the latent video (B, 16, T, H, W) gets its mask channels, is cut into 1x2x2
 patches and projected to tokens (B, S, D), S = T * H/2 * W/2 in (t, h, w) order; the noise level

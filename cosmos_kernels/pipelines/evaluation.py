@@ -137,6 +137,51 @@ def evaluate_video2world(
     )
 
 
+@dataclass
+class TokenizerScores:
+    """How well a video tokenizer keeps the physics clips: PSNR (dB) of its reconstructions, the share
+    of the true frames' balls that ``detect_balls`` finds in them, and the mean position error (pixels)
+    of the balls it finds."""
+
+    psnr: float
+    balls_found: float
+    position_error_found: float
+    balls: int
+
+
+@torch.no_grad()
+def evaluate_tokenizer(
+    tokenizer: torch.nn.Module, seeds: Sequence[int], *, size: int = 32, num_frames: int = 17, batch: int = 8
+) -> TokenizerScores:
+    """Encode and decode the clips ``physics_clip(num_frames, size, size, seed=[seed, 1])``: the ceiling
+    that a world model generating through this tokenizer cannot pass."""
+    if not seeds:
+        raise ValueError("evaluate_tokenizer: seeds must not be empty")
+    videos = torch.stack([physics_clip(num_frames, size, size, [seed, 1])[0] for seed in seeds])
+    device = next(tokenizer.parameters()).device
+    dtype = next(tokenizer.parameters()).dtype
+    decoded = torch.cat([
+        tokenizer.decode(tokenizer.encode(videos[i : i + batch].to(device, dtype))).float().cpu()
+        for i in range(0, len(videos), batch)
+    ])  # fmt: skip
+    found = balls = 0
+    error = 0.0
+    for b in range(len(videos)):
+        for k in range(num_frames):
+            truth, seen = detect_balls(videos[b, :, k]), detect_balls(decoded[b, :, k])
+            balls += len(truth)
+            for color, (x, y) in truth.items():
+                if color in seen:
+                    found += 1
+                    error += math.hypot(seen[color][0] - x, seen[color][1] - y)
+    return TokenizerScores(
+        psnr=psnr(decoded, videos),
+        balls_found=found / max(balls, 1),
+        position_error_found=error / max(found, 1),
+        balls=balls,
+    )
+
+
 def asked_balls(prompt: str) -> dict[str, int]:
     """{color: count} a physics caption asks for: "two red balls ..." -> {"red": 2}, "a blue ball and a
     yellow ball collide" -> {"blue": 1, "yellow": 1}."""
