@@ -3,8 +3,8 @@
 import torch
 
 from cosmos_kernels._backend import resolve_backend
+from cosmos_kernels.checks import check_eps, check_same_dtype_and_device, check_tensor
 from cosmos_kernels.distributed._collective import ProcessGroup, agree, local_error
-from cosmos_kernels.ops._checks import check_eps, check_same_dtype_and_device, check_tensor
 from cosmos_kernels.ops.attention import (
     PREFERENCE,
     _attention_prologue,

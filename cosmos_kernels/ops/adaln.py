@@ -16,7 +16,7 @@ import torch
 
 from cosmos_kernels import reference
 from cosmos_kernels._backend import resolve_backend
-from cosmos_kernels.ops._checks import (
+from cosmos_kernels.checks import (
     check_eps,
     check_same_dtype_and_device,
     check_tensor,

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from cosmos_kernels import reference
 from cosmos_kernels._backend import ENV_VAR, resolve_backend, unavailable_reason
-from cosmos_kernels.ops._checks import (
+from cosmos_kernels.checks import (
     check_eps,
     check_int,
     check_same_dtype_and_device,

@@ -14,7 +14,7 @@ import torch
 
 from cosmos_kernels import reference
 from cosmos_kernels._backend import resolve_backend
-from cosmos_kernels.ops._checks import check_int, check_tensor, fast_dtype_reason
+from cosmos_kernels.checks import check_int, check_tensor, fast_dtype_reason
 
 # Both pass the GPU tests; CUDA C++ measured faster on an H100 (2026-11-26, 121 x 704 x 1280 bf16: analysis
 # 0.563 vs 0.587 ms, synthesis 0.521 vs 0.560 ms; benchmarks/RESULTS.md).

@@ -1,5 +1,7 @@
-"""Argument checks shared by the public ops: each error names the argument and what was expected."""
+"""Argument checks for every public function: each error names the function, the argument and what was
+expected. Numbers: ``bool`` is an ``int`` to Python, never a count or a scale here."""
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -41,6 +43,29 @@ def check_int(op: str, name: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_number(
+    op: str,
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """A real number (int or float, not bool), finite, within the given bounds; returned as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{op}: {name} must be finite, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{op}: {name} must be > 0, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{op}: {name} must be <= {maximum}, got {value!r}")
+    return float(value)
 
 
 def check_eps(op: str, eps: object) -> float:
