@@ -127,10 +127,10 @@ def _time(fn: Callable, args: tuple, reps: int) -> float | None:
 def ring_blocks(reps: int, console: Console) -> list[dict]:
     """Block forward and backward times per kernel, and the merge of a block into the running output, at
     the shard sizes of a ring over 2, 4 and 8 GPUs."""
-    from cosmos_kernels.ops.attention import (
-        _attention_block,
-        _attention_block_backward,
-        _merge_attention_block,
+    from cosmos_kernels.ops.attention_blocks import (
+        attention_block,
+        attention_block_backward,
+        merge_attention_block,
     )
 
     rows = []
@@ -142,11 +142,11 @@ def ring_blocks(reps: int, console: Console) -> list[dict]:
         )
         for kernel in ("cudnn", "flash", "triton"):
             times: dict[str, float | None] = {"fwd": None, "bwd": None}
-            times["fwd"] = _time(_attention_block, (q, k, v, scale, kernel), reps)
+            times["fwd"] = _time(attention_block, (q, k, v, scale, kernel), reps)
             if times["fwd"] is not None:
-                out, lse, aux = _attention_block(q, k, v, scale, kernel)
+                out, lse, aux = attention_block(q, k, v, scale, kernel)
                 args = (grad_out, q, k, v, out, lse, aux, scale, kernel)
-                times["bwd"] = _time(_attention_block_backward, args, reps)
+                times["bwd"] = _time(attention_block_backward, args, reps)
             rows.append({"world": world, "seq": seq, "kernel": kernel, "seconds": times})
             console.print(
                 f"ring step at P={world} ({seq} x {seq}), {kernel}: "
@@ -157,7 +157,7 @@ def ring_blocks(reps: int, console: Console) -> list[dict]:
         running_lse = torch.zeros(1, 32, seq, device="cuda")
         for backend in ("triton", "torch"):
             args = (running_out, running_lse, q, torch.zeros_like(running_lse), backend)
-            merge = _time(_merge_attention_block, args, reps)
+            merge = _time(merge_attention_block, args, reps)
             row = {"world": world, "seq": seq, "kernel": f"merge {backend}", "seconds": {"merge": merge}}
             rows.append(row)
             console.print(

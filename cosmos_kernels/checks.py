@@ -60,7 +60,7 @@ def check_number(
     if not math.isfinite(value):
         raise ValueError(f"{op}: {name} must be finite, got {value!r}")
     if positive and not value > 0:
-        raise ValueError(f"{op}: {name} must be > 0, got {value!r}")
+        raise ValueError(f"{op}: {name} must be a positive number, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     if maximum is not None and value > maximum:

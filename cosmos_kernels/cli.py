@@ -38,7 +38,7 @@ from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
 from cosmos_kernels.models.tokenizer_training import psnr, ssim
 from cosmos_kernels.ops import adaln, haar, norm
 from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
-from cosmos_kernels.ops.attention import QK_NORM_ROPE_PREFERENCE
+from cosmos_kernels.ops.qk_norm_rope import PREFERENCE as QK_NORM_ROPE_PREFERENCE
 from cosmos_kernels.profiling import add_profile_arguments, run_profile
 from cosmos_kernels.training.cli import add_train_arguments, run_train
 

@@ -8,6 +8,7 @@ whole sequence / the unsharded model.
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -194,21 +195,21 @@ def check_ring_with_triton_blocks(group, sizes):
 def ring_steps(q, k, v, grad_out, sizes, kernel, scale, merge_backend):
     """What ring attention's forward and backward do with the blocks of k, v of the given sizes, in one
     process: the per-block kernel calls and the merge, without the messages."""
-    from cosmos_kernels.ops.attention import (
-        _attention_block,
-        _attention_block_backward,
-        _merge_attention_block,
+    from cosmos_kernels.ops.attention_blocks import (
+        attention_block,
+        attention_block_backward,
+        merge_attention_block,
     )
 
     blocks = list(zip(k.split(sizes, 1), v.split(sizes, 1), strict=True))
     compute_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    out, lse, aux = _attention_block(q, *blocks[0], scale, kernel)
+    out, lse, aux = attention_block(q, *blocks[0], scale, kernel)
     out = out.to(compute_dtype)
     for block in blocks[1:]:
-        block_out, block_lse, _ = _attention_block(q, *block, scale, kernel)
-        lse = _merge_attention_block(out, lse, block_out, block_lse, merge_backend)
+        block_out, block_lse, _ = attention_block(q, *block, scale, kernel)
+        lse = merge_attention_block(out, lse, block_out, block_lse, merge_backend)
     out = out.to(q.dtype)
-    grads = [_attention_block_backward(grad_out, q, *block, out, lse, aux, scale, kernel) for block in blocks]
+    grads = [attention_block_backward(grad_out, q, *block, out, lse, aux, scale, kernel) for block in blocks]
     grad_q = sum(g[0].to(compute_dtype) for g in grads)
     grad_k, grad_v = (torch.cat([g[i] for g in grads], 1) for i in (1, 2))
     return out, grad_q, grad_k, grad_v
@@ -259,14 +260,14 @@ def test_ring_blocks_merge_to_the_whole_attention(device, kernel):
 def test_sdpa_ring_blocks_run_on_meta_tensors(kernel):
     """PyTorch's meta kernels take the ring's aten calls without a GPU: argument order, the lse reshape
     (cuDNN's trailing unit dim) and the BSHD layout of every output and gradient."""
-    from cosmos_kernels.ops.attention import _attention_block, _attention_block_backward
+    from cosmos_kernels.ops.attention_blocks import attention_block, attention_block_backward
 
     q = torch.empty(2, 100, 4, 64, device="meta", dtype=torch.bfloat16)
     k, v = (torch.empty(2, 37, 4, 64, device="meta", dtype=torch.bfloat16) for _ in range(2))
-    out, lse, aux = _attention_block(q, k, v, 0.1, kernel)
+    out, lse, aux = attention_block(q, k, v, 0.1, kernel)
     assert out.shape == q.shape and out.is_contiguous() and out.dtype == q.dtype
     assert lse.shape == (2, 4, 100) and lse.dtype == torch.float32
-    grads = _attention_block_backward(out, q, k, v, out, lse, aux, 0.1, kernel)
+    grads = attention_block_backward(out, q, k, v, out, lse, aux, 0.1, kernel)
     for grad, like in zip(grads, (q, k, v), strict=True):
         assert grad.shape == like.shape and grad.is_contiguous() and grad.dtype == like.dtype
 
@@ -289,7 +290,7 @@ def test_triton_ring_merge_matches_torch(device):
     blocks in every half and full precision, ragged rows and a head dim that is not a power of two."""
     from conftest import assert_close
 
-    from cosmos_kernels.ops.attention import _merge_attention_block
+    from cosmos_kernels.ops.attention_blocks import merge_attention_block
 
     gen = torch.Generator().manual_seed(0)
     batch, seq, heads, dim = 2, 45, 3, 48
@@ -299,10 +300,57 @@ def test_triton_ring_merge_matches_torch(device):
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         block = torch.randn(batch, seq, heads, dim, generator=gen).to(device, dtype)
         want_out, got_out = out.clone(), out.clone()
-        want_lse = _merge_attention_block(want_out, lse.clone(), block, block_lse, "torch")
-        got_lse = _merge_attention_block(got_out, lse.clone(), block, block_lse, "triton")
+        want_lse = merge_attention_block(want_out, lse.clone(), block, block_lse, "torch")
+        got_lse = merge_attention_block(got_out, lse.clone(), block, block_lse, "triton")
         assert_close(got_out, want_out, torch.float32, f"merged out, {dtype} block")
         assert_close(got_lse, want_lse, torch.float32, f"merged lse, {dtype} block")
+
+
+def check_named_backend_is_honoured(group, sizes):
+    """backend="torch" runs the prologue and every block on the reference, even where auto would run
+    Triton ($COSMOS_KERNELS_BACKEND=triton here): no Triton kernel may launch."""
+    from cosmos_kernels.triton import attention as triton_attention
+    from cosmos_kernels.triton import qk_norm_rope as triton_prologue
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Triton kernel launched under backend='torch'")
+
+    patched = [
+        (triton_prologue, "prologue_forward"),
+        (triton_prologue, "prologue_backward"),
+        (triton_attention, "attention_forward"),
+        (triton_attention, "attention_backward"),
+        (triton_attention, "merge_block"),
+    ]
+    saved = [getattr(module, name) for module, name in patched]
+    previous = os.environ.get("COSMOS_KERNELS_BACKEND")
+    os.environ["COSMOS_KERNELS_BACKEND"] = "triton"
+    try:
+        for module, name in patched:
+            setattr(module, name, refuse)
+        q, k, v, weights, (cos, sin), grad_out = (
+            t.float() if isinstance(t, torch.Tensor) else [u.float() for u in t]
+            for t in attention_inputs(sum(sizes), heads=len(sizes))
+        )
+        kwargs = {"q_norm_weight": weights[0], "k_norm_weight": weights[1]}
+        ref = ops.attention(q, k, v, **kwargs, rope_cos=cos, rope_sin=sin, backend="torch")
+
+        def mine(t, dim=1):
+            return distributed.shard_sequence(t, group, dim, sizes=sizes)
+
+        tables = {"rope_cos": mine(cos, 0), "rope_sin": mine(sin, 0)}
+        for attend in (distributed.ring_attention, distributed.ulysses_attention):
+            local = leaves(mine(q), mine(k), mine(v))
+            out = attend(*local, group, **kwargs, **tables, backend="torch")
+            out.backward(mine(grad_out))
+            assert (out - mine(ref)).abs().max() < 1e-5, attend.__name__
+    finally:
+        for (module, name), original in zip(patched, saved, strict=True):
+            setattr(module, name, original)
+        if previous is None:
+            del os.environ["COSMOS_KERNELS_BACKEND"]
+        else:
+            os.environ["COSMOS_KERNELS_BACKEND"] = previous
 
 
 def ring_workers(rank, world, sizes, bad_input):
@@ -313,6 +361,7 @@ def ring_workers(rank, world, sizes, bad_input):
     check_ulysses_and_hybrid(world, sizes)
     if HAS_TRITON and world == 3:
         check_ring_with_triton_blocks(group, sizes)
+        check_named_backend_is_honoured(group, sizes)
     check_gather(group, sizes)
     if bad_input:
         check_bad_input_raises_everywhere(rank, group, sizes)

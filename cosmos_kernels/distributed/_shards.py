@@ -1,17 +1,11 @@
-"""What ring and Ulysses attention share: the collective input check and the per-token norm/RoPE."""
+"""What ring and Ulysses attention share: the collective check of every rank's input."""
 
 import torch
 
-from cosmos_kernels._backend import resolve_backend
 from cosmos_kernels.checks import check_eps, check_same_dtype_and_device, check_tensor
 from cosmos_kernels.distributed._collective import ProcessGroup, agree, local_error
-from cosmos_kernels.ops.attention import (
-    PREFERENCE,
-    _attention_prologue,
-    _check_norm_weight,
-    _check_rope,
-    _fast_input_reason,
-)
+from cosmos_kernels.ops.attention import check_softmax_scale
+from cosmos_kernels.ops.qk_norm_rope import check_norm_weight, check_rope
 
 Tensor = torch.Tensor
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -46,24 +40,19 @@ def check_shards(
                     f"shard), got {tuple(t.shape)}"
                 )
         for name, w in given.items():
-            _check_norm_weight(op, name, w, q.shape[-1])
+            check_norm_weight(op, name, w, q.shape[-1])
         check_same_dtype_and_device(op, q=q, k=k, v=v, **given)
         check_eps(op, norm_eps)
         if (rope_cos is None) != (rope_sin is None):
             raise ValueError(f"{op}: rope_cos and rope_sin must be given together (or neither)")
         if rope_cos is not None:
             try:
-                _check_rope(op, ("rope_cos", "rope_sin"), rope_cos, rope_sin, q, q.shape[1])
+                check_rope(op, ("rope_cos", "rope_sin"), rope_cos, rope_sin, q, q.shape[1])
             except ValueError as err:
                 raise ValueError(
                     f"{err} (each rank passes the RoPE rows of its own shard of the sequence)"
                 ) from None
-        if softmax_scale is not None and (
-            isinstance(softmax_scale, bool)
-            or not isinstance(softmax_scale, int | float)
-            or not softmax_scale > 0
-        ):
-            raise ValueError(f"{op}: softmax_scale must be a positive number or None, got {softmax_scale!r}")
+        check_softmax_scale(op, softmax_scale, q.shape[-1])
 
     error = local_error(check)
     flags = [norm_weights["q_norm_weight"] is not None, norm_weights["k_norm_weight"] is not None]
@@ -78,20 +67,3 @@ def check_shards(
             f"norm weights / RoPE given (S_rank may differ), got shapes {shapes} and dtypes {dtypes}"
         )
     return [row[1] for row in table]
-
-
-def norm_rope(
-    q: Tensor,
-    k: Tensor,
-    q_norm_weight: Tensor | None,
-    k_norm_weight: Tensor | None,
-    norm_eps: float,
-    rope_cos: Tensor | None,
-    rope_sin: Tensor | None,
-) -> tuple[Tensor, Tensor]:
-    """The attention prologue (optional RMSNorms, optional RoPE) on this rank's tokens, differentiable,
-    rounded to q's dtype once, at the end: the pass ``ops.attention`` runs before its kernel."""
-    backend = resolve_backend(
-        "auto", q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, rope_cos)
-    )
-    return _attention_prologue(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin, backend)

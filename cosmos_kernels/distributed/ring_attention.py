@@ -13,18 +13,17 @@ and float32 accumulators for the output (forward) or dQ and one dK/dV block (bac
 import torch
 import torch.distributed as dist
 
-from cosmos_kernels import ops
-from cosmos_kernels._backend import resolve_backend
 from cosmos_kernels.distributed._collective import ProcessGroup, check_group
-from cosmos_kernels.distributed._shards import check_shards, norm_rope
-from cosmos_kernels.ops.attention import (
-    PREFERENCE,
-    _attention_block,
-    _attention_block_backward,
-    _attention_block_kernel,
-    _fast_input_reason,
-    _merge_attention_block,
+from cosmos_kernels.distributed._shards import check_shards
+from cosmos_kernels.ops.attention import plan_attention
+from cosmos_kernels.ops.attention_blocks import (
+    attention_block,
+    attention_block_backward,
+    attention_core,
+    block_kernel,
+    merge_attention_block,
 )
+from cosmos_kernels.ops.qk_norm_rope import apply_prologue
 
 Tensor = torch.Tensor
 # Distinct tags keep a K/V block and a dK/dV block in flight between the same two ranks apart (gloo
@@ -83,12 +82,12 @@ class _RingAttention(torch.autograd.Function):
             if not last:
                 incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
                 works = ring.pass_on(kv, incoming, _KV_TAG)
-            block_out, block_lse, aux = _attention_block(q, kv[0], kv[1], scale, kernel)
+            block_out, block_lse, aux = attention_block(q, kv[0], kv[1], scale, kernel)
             if out is None:
                 # The kernel's other outputs (dropout seeds, varlen offsets) are the same for every block.
                 out, lse, ctx.aux = block_out.to(ct), block_lse.contiguous(), aux
             else:
-                lse = _merge_attention_block(out, lse, block_out, block_lse, merge_backend)
+                lse = merge_attention_block(out, lse, block_out, block_lse, merge_backend)
             if not last:
                 _wait(works)
                 kv = incoming
@@ -112,7 +111,7 @@ class _RingAttention(torch.autograd.Function):
                 incoming = _block_buffer(kv, ring, step + 1, kv.dtype)
                 works = ring.pass_on(kv, incoming, _KV_TAG)
             # The block's share of the gradient, from the global out and lse.
-            block_dq, block_dk, block_dv = _attention_block_backward(
+            block_dq, block_dk, block_dv = attention_block_backward(
                 grad_out, q, kv[0], kv[1], out, lse, ctx.aux, ctx.scale, ctx.kernel
             )
             grad_q += block_dq
@@ -178,19 +177,14 @@ def ring_attention(
         "ring_attention", group, q, k, v, norm_weights, norm_eps, rope_cos, rope_sin, softmax_scale
     )
     scale = q.shape[-1] ** -0.5 if softmax_scale is None else float(softmax_scale)
-    given = {name: w for name, w in norm_weights.items() if w is not None}
-    if len(sizes) == 1:
-        return ops.attention(
-            q, k, v, **given, norm_eps=norm_eps, rope_cos=rope_cos, rope_sin=rope_sin, softmax_scale=scale,
-            backend=backend,
-        )  # fmt: skip
+    # One plan for the whole call: the prologue and every block run on the backend it names.
+    plan = plan_attention(backend, q, rope_cos)
     # The norms and RoPE act per token, so each rank applies them to its own shard before the ring.
-    q, k = norm_rope(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin)
-    chosen = resolve_backend(
-        backend, q.device, op="attention", preference=PREFERENCE, input_reason=_fast_input_reason(q, None)
-    )
+    q, k = apply_prologue(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin, plan.backend)
+    if len(sizes) == 1:
+        return attention_core(q, k, v, scale, plan)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     # Each rank computes its own queries' rows exactly with whichever kernel it picks: the ranks need not
     # agree (they do, on their device, dtype and head dim).
-    kernel = _attention_block_kernel(backend, q, k, v, chosen)
-    return _RingAttention.apply(q, k, v, _Ring(group, sizes), scale, kernel, chosen)
+    kernel = block_kernel(q, k, v, plan)
+    return _RingAttention.apply(q, k, v, _Ring(group, sizes), scale, kernel, plan.backend)

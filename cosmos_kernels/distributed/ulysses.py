@@ -13,10 +13,12 @@ nodes) that docs/DISTRIBUTED.md models.
 import torch
 import torch.distributed as dist
 
-from cosmos_kernels import ops
 from cosmos_kernels.distributed._collective import ProcessGroup, check_group
-from cosmos_kernels.distributed._shards import check_shards, norm_rope
+from cosmos_kernels.distributed._shards import check_shards
 from cosmos_kernels.distributed.ring_attention import ring_attention
+from cosmos_kernels.ops.attention import plan_attention
+from cosmos_kernels.ops.attention_blocks import attention_core
+from cosmos_kernels.ops.qk_norm_rope import apply_prologue
 
 Tensor = torch.Tensor
 
@@ -107,10 +109,11 @@ def ulysses_attention(
         # H is the same on every rank (checked above), so every rank raises here.
         raise ValueError(f"{op}: the group size ({world}) must divide the number of heads H = {heads}")
     scale = q.shape[-1] ** -0.5 if softmax_scale is None else float(softmax_scale)
-    q, k = norm_rope(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin)
+    plan = plan_attention(backend, q, rope_cos)
+    q, k = apply_prologue(q, k, q_norm_weight, k_norm_weight, norm_eps, rope_cos, rope_sin, plan.backend)
     q, k, v = _AllToAll.apply(torch.stack([q, k, v]), group, sizes, True).unbind(0)
     if ring_group is None:
-        out = ops.attention(q, k, v, softmax_scale=scale, backend=backend)
+        out = attention_core(q, k, v, scale, plan)
     else:
         out = ring_attention(q, k, v, ring_group, softmax_scale=scale, backend=backend)
     return _AllToAll.apply(out.unsqueeze(0), group, sizes, False)[0]

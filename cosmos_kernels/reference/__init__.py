@@ -5,7 +5,13 @@ float64 when given float64, and returns the input's dtype.
 """
 
 from cosmos_kernels.reference.adaln import adaln_modulate, gated_residual_adaln
-from cosmos_kernels.reference.attention import apply_rope, attention, qk_norm_rope, rms_norm_per_head
+from cosmos_kernels.reference.attention import (
+    apply_rope,
+    attention,
+    attention_backward_from_lse,
+    qk_norm_rope,
+    rms_norm_per_head,
+)
 from cosmos_kernels.reference.haar import (
     haar2d_analysis,
     haar2d_synthesis,
@@ -18,6 +24,7 @@ __all__ = [
     "adaln_modulate",
     "apply_rope",
     "attention",
+    "attention_backward_from_lse",
     "gated_residual_adaln",
     "group_norm_silu",
     "haar2d_analysis",

@@ -111,3 +111,78 @@ def attention(
     probs = torch.exp(scores - torch.where(lse.isfinite(), lse, 0.0).unsqueeze(-1))
     out = torch.einsum("bhqk,bkhd->bqhd", probs, vf).to(q.dtype)
     return (out, lse) if return_lse else out
+
+
+def attention_backward_from_lse(
+    grad_out: torch.Tensor,
+    grad_lse: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    q_norm_weight: torch.Tensor | None,
+    k_norm_weight: torch.Tensor | None,
+    rope_cos: torch.Tensor | None,
+    rope_sin: torch.Tensor | None,
+    k_lengths: torch.Tensor | None,
+    norm_eps: float,
+    softmax_scale: float,
+) -> list[torch.Tensor]:
+    """The flash-attention backward in plain PyTorch, from the given out and lse, not from a recompute.
+
+    The probabilities are rebuilt as exp(scores - lse) from the lse the caller passes, and the softmax
+    gradient uses delta = rowsum(dO * out) - grad_lse with the caller's out (the flash identity). For
+    the out and lse of this very call that is the exact gradient; given the out and lse of a larger
+    attention (all key blocks of a ring) it gives this key block's share of that attention's gradient,
+    which is what ring attention's backward needs. The norm/RoPE prologue is differentiated by a vjp
+    of the reference.
+    """
+    given = {
+        name: w
+        for name, w in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight))
+        if w is not None
+    }
+
+    def prologue(
+        q: torch.Tensor, k: torch.Tensor, *weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return attention_prologue(
+            q,
+            k,
+            **dict(zip(given, weights, strict=True)),
+            norm_eps=norm_eps,
+            rope_cos=rope_cos,
+            rope_sin=rope_sin,
+        )
+
+    (qf, kf), prologue_vjp = torch.func.vjp(prologue, q, k, *given.values())
+    ct = qf.dtype
+    scores = torch.einsum("bqhd,bkhd->bhqk", qf, kf) * softmax_scale
+    if k_lengths is not None:
+        keep = torch.arange(k.shape[1], device=k.device) < k_lengths.unsqueeze(1)  # (B, Sk)
+        scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    # Rows with no key have lse = -inf: subtracting 0 there keeps their probabilities exp(-inf) = 0.
+    lse = lse.to(ct)
+    probs = torch.exp(scores - torch.where(lse.isfinite(), lse, 0.0).unsqueeze(-1))
+    grad_out_f, v_f = grad_out.to(ct), v.to(ct)
+    grad_v = torch.einsum("bhqk,bqhd->bkhd", probs, grad_out_f)
+    grad_probs = torch.einsum("bqhd,bkhd->bhqk", grad_out_f, v_f)
+    # d out / d score_j = p_j (v_j - out) and d lse / d score_j = p_j: both folded into one delta per row,
+    # delta = rowsum(dO * out) - grad_lse. It is summed as this block's sum_j p_j dP_j plus
+    # dO . (out - this block's part of out): the same number, but when out is this block's own output
+    # the difference is exactly 0 and delta rounds as the reference's softmax gradient does, which
+    # matters in near one-hot rows, where dP_j - delta cancels.
+    block_out = torch.einsum("bhqk,bkhd->bqhd", probs, v_f)
+    delta = (
+        (probs * grad_probs).sum(-1)
+        + torch.einsum("bqhd,bqhd->bhq", grad_out_f, out.to(ct) - block_out)
+        - grad_lse.to(ct)
+    )
+    grad_scores = (probs * grad_probs - probs * delta.unsqueeze(-1)) * softmax_scale
+    grad_qf = torch.einsum("bhqk,bkhd->bqhd", grad_scores, kf)
+    grad_kf = torch.einsum("bhqk,bqhd->bkhd", grad_scores, qf)
+    grads = [*prologue_vjp((grad_qf, grad_kf))]
+    grads.insert(2, grad_v.to(v.dtype))
+    # Contiguous, as the fake impl promises (einsum's results come out in its own strides).
+    return [g.contiguous() for g in grads]

@@ -35,6 +35,7 @@ import triton.language as tl
 
 from cosmos_kernels._alloc import empty_output
 from cosmos_kernels._backend import triton_interpreter_enabled
+from cosmos_kernels.triton.layout import bshd_strides
 
 LOG2E = 1.4426950408889634
 
@@ -434,16 +435,6 @@ def merge_block(
     )  # fmt: skip
 
 
-def _strides(t: torch.Tensor) -> tuple[int, int, int]:
-    """(batch, sequence, head) strides of a BSHD tensor, checked to keep the int32 in-head offsets."""
-    if (t.shape[1] - 1) * t.stride(1) + t.shape[3] >= 2**31:
-        raise ValueError(
-            f"attention: one (batch, head) of a tensor of shape {tuple(t.shape)} and strides {t.stride()} "
-            "spans 2^31 elements or more, past the int32 offsets of the Triton kernels"
-        )
-    return t.stride(0), t.stride(1), t.stride(2)
-
-
 def _flags(q: torch.Tensor, k_lengths: torch.Tensor | None) -> dict:
     """The constexpr arguments shared by the attention kernels."""
     D = q.shape[3]
@@ -476,7 +467,7 @@ def attention_forward(
     klen = k_lengths if k_lengths is not None else q
     _attn_fwd_kernel[lambda meta: (triton.cdiv(Sq, meta["BLOCK_M"]), B * H)](
         q, k, v, klen, out, lse,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(out),
+        *bshd_strides(q), *bshd_strides(k), *bshd_strides(v), *bshd_strides(out),
         H, Sq, Sk, softmax_scale * LOG2E,
         **_flags(q, k_lengths), **_launch_tiles("fwd"),
     )  # fmt: skip
@@ -505,23 +496,23 @@ def attention_backward(
     pre_block_m = 32
     _attn_bwd_preprocess_kernel[(triton.cdiv(Sq, pre_block_m), B * H)](
         out, grad_out, grad_lse if grad_lse is not None else delta, delta,
-        *_strides(out), *_strides(grad_out), H, Sq,
+        *bshd_strides(out), *bshd_strides(grad_out), H, Sq,
         D=D, HAS_GLSE=grad_lse is not None, BLOCK_M=pre_block_m, BLOCK_D=triton.next_power_of_2(D),
     )  # fmt: skip
 
     flags = _flags(q, k_lengths)
     klen = k_lengths if k_lengths is not None else q
     common = (q, k, v, klen, grad_out, lse, delta)
-    in_strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(grad_out))
+    in_strides = (*bshd_strides(q), *bshd_strides(k), *bshd_strides(v), *bshd_strides(grad_out))
     scales = (softmax_scale * LOG2E, softmax_scale)
     # The dK/dV loop masks nothing, so it has no partial-block copy to leave out.
     unsplit = {name: value for name, value in flags.items() if name != "MASK_ALL"}
     _attn_bwd_dkdv_kernel[lambda meta: (triton.cdiv(Sk, meta["BLOCK_N"]), B * H)](
-        *common, grad_k, grad_v, *in_strides, *_strides(grad_k), H, Sq, Sk, *scales,
+        *common, grad_k, grad_v, *in_strides, *bshd_strides(grad_k), H, Sq, Sk, *scales,
         **unsplit, **_launch_tiles("dkdv"),
     )  # fmt: skip
     _attn_bwd_dq_kernel[lambda meta: (triton.cdiv(Sq, meta["BLOCK_M"]), B * H)](
-        *common, grad_q, *in_strides, *_strides(grad_q), H, Sq, Sk, *scales,
+        *common, grad_q, *in_strides, *bshd_strides(grad_q), H, Sq, Sk, *scales,
         **flags, **_launch_tiles("dq"),
     )  # fmt: skip
     return grad_q, grad_k, grad_v

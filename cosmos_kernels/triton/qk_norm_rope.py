@@ -26,7 +26,7 @@ import triton.language as tl
 
 from cosmos_kernels._alloc import empty_output
 from cosmos_kernels._backend import triton_interpreter_enabled
-from cosmos_kernels.triton.attention import _strides
+from cosmos_kernels.triton.layout import bshd_strides
 
 _INTERPRET = triton_interpreter_enabled()
 # 32 rows keep the fp32 tables and one head's halves of a block in registers up to D = 256 at 4 warps;
@@ -166,7 +166,7 @@ def prologue_forward(
     # Absent pointers are never read: x stands in for them.
     _prologue_fwd_kernel[(triton.cdiv(S, _ROWS), B)](
         x, weight if weight is not None else x, cos if cos is not None else x, sin if sin is not None else x,
-        out, *_strides(x), *_strides(out), *_table_strides(cos, sin), H, S, eps,
+        out, *bshd_strides(x), *bshd_strides(out), *_table_strides(cos, sin), H, S, eps,
         **_flags(x, weight, cos),
     )  # fmt: skip
     return out
@@ -190,7 +190,7 @@ def prologue_backward(
         _prologue_bwd_kernel[grid](
             grad, x, weight if weight is not None else x, cos if cos is not None else x,
             sin if sin is not None else x, ws, dx,
-            *_strides(grad), *_strides(x), *_strides(dx), *_table_strides(cos, sin), H, S, eps,
+            *bshd_strides(grad), *bshd_strides(x), *bshd_strides(dx), *_table_strides(cos, sin), H, S, eps,
             **_flags(x, weight, cos),
         )  # fmt: skip
     # Summed in torch in a fixed order: deterministic, unlike atomics.
