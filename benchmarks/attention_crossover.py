@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from cosmos_kernels import benchmarking, ops
-from cosmos_kernels.cli import collect_info
+from cosmos_kernels import ops
+from cosmos_kernels.tools import benchmarking
+from cosmos_kernels.tools.info import collect_info
 
 SDPA = torch.nn.attention.SDPBackend
 FALLBACK_SDPA = {"cudnn": SDPA.CUDNN_ATTENTION, "flash": SDPA.FLASH_ATTENTION}

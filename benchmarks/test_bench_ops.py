@@ -7,23 +7,11 @@ Every result carries GB/s of compulsory traffic and the ratio to the device's co
 import pytest
 import torch
 
-from cosmos_kernels import benchmarking
 from cosmos_kernels._backend import unavailable_reason
+from cosmos_kernels.tools import benchmarking
 
-OPS = [
-    "adaln_modulate",
-    "gated_residual_adaln",
-    "haar3d_analysis",
-    "haar3d_synthesis",
-    "group_norm_silu",
-    "qk_norm_rope",
-    "attention fwd",
-    "attention fwd+bwd",
-    "tokenizer encode",
-    "tokenizer decode",
-    "dit block fwd",
-    "dit block fwd+bwd",
-]
+# What the registry lists per op, then the whole-model cases.
+OPS = [*benchmarking.OP_CASES, *benchmarking.MODEL_CASES]
 OURS = ["triton", "cuda", "auto"]
 PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3"]
 _cache: dict = {}

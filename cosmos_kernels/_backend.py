@@ -13,6 +13,8 @@ import os
 
 import torch
 
+from cosmos_kernels._extension import import_error, is_built
+
 BACKENDS = ("cuda", "triton", "torch")
 ENV_VAR = "COSMOS_KERNELS_BACKEND"
 
@@ -33,11 +35,9 @@ def _triton_import_error() -> str | None:
 
 
 def _cuda_extension_error() -> str | None:
-    from cosmos_kernels import cuda
-
-    if cuda.is_built():
+    if is_built():
         return None
-    return f"the CUDA extension cosmos_kernels._C is not available ({cuda.import_error()})"
+    return f"the CUDA extension cosmos_kernels._C is not available ({import_error()})"
 
 
 # torch.compile calls this at trace time and keeps the answer (what is installed does not change

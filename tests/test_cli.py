@@ -5,13 +5,14 @@ import subprocess
 import sys
 
 from cosmos_kernels import cli
+from cosmos_kernels.ops.registry import OPS
 
 
 def test_info_json_reports_versions_and_auto_choices(capsys):
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["torch"]
-    assert set(info["auto_backend"]) == set(cli.OP_PREFERENCES)
+    assert set(info["auto_backend"]) == set(OPS)
     if info["device"] == "cpu":  # the interpreter is never auto's choice
         assert set(info["auto_backend"].values()) == {"torch"}
 
@@ -25,7 +26,7 @@ def test_info_table_runs_as_console_script():
 
 
 def test_bench_quick_times_every_op(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("cosmos_kernels.benchmarking.ROTATE_BELOW_BYTES", 0)
+    monkeypatch.setattr("cosmos_kernels.tools.benchmarking.ROTATE_BELOW_BYTES", 0)
     report = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--no-compile", "--reps", "2", "--json", str(report)]) == 0
     # Piped output (as here) keeps whole names: rich would cut cells to fit 80 columns.
@@ -75,7 +76,8 @@ def test_bench_finds_installed_flash_attn_packages(monkeypatch):
     import torch
     import torch.nn.functional as F
 
-    from cosmos_kernels import benchmarking, ops
+    from cosmos_kernels import ops
+    from cosmos_kernels.tools import benchmarking
 
     def flash_attn_func(q, k, v):
         out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)

@@ -30,7 +30,7 @@ from cosmos_kernels.diffusion import (
     video2world_condition,
     video2world_training_condition,
 )
-from cosmos_kernels.models.latents import normalize_latents
+from cosmos_kernels.diffusion.latents import normalize_latents
 
 SD = 0.5
 SAMPLER_NAMES = ["euler", "heun", "multistep"]

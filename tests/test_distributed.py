@@ -21,8 +21,9 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 
-from cosmos_kernels import distributed, ops, profiling
+from cosmos_kernels import distributed, ops
 from cosmos_kernels.models.dit import build_dit
+from cosmos_kernels.tools import profiling
 
 ATOL = 1e-12
 # conftest.py sets TRITON_INTERPRET=1 on machines without a GPU; the spawned ranks inherit it.

@@ -8,51 +8,14 @@ with torch and hand the kernels raw pointers, strides and torch's current stream
 validates shapes before calling them, the launchers re-check what would otherwise fault on the GPU.
 """
 
-import functools
-import importlib
-from types import ModuleType
-
 import torch
+
+from cosmos_kernels._extension import build_info, extension, import_error, is_built
 
 __all__ = ["build_info", "extension", "import_error", "is_built"]
 
 # The dtype codes of the C++ side (cosmos_kernels::DType).
 _DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-
-
-@functools.cache
-def _load() -> tuple[ModuleType | None, str | None]:
-    try:
-        return importlib.import_module("cosmos_kernels._C"), None
-    except Exception as error:  # a missing build, or a broken one: either way the CUDA backend is off
-        return None, f"{type(error).__name__}: {error}"
-
-
-def is_built() -> bool:
-    """Whether the CUDA extension ``cosmos_kernels._C`` imports (it does without a GPU too)."""
-    return _load()[0] is not None
-
-
-def import_error() -> str | None:
-    """Why ``cosmos_kernels._C`` does not import, or None when it does."""
-    return _load()[1]
-
-
-def extension() -> ModuleType:
-    """The extension module; RuntimeError naming the import error when it is not available."""
-    module, error = _load()
-    if module is None:
-        raise RuntimeError(
-            f"the CUDA extension cosmos_kernels._C is not available ({error}); reinstall with a CUDA "
-            "compiler present (COSMOS_KERNELS_BUILD_CUDA=1 pip install -e .) or use another backend"
-        )
-    return module
-
-
-def build_info() -> dict[str, object] | None:
-    """CUDA compiler and runtime versions and target architectures of the build; None when not built."""
-    module = _load()[0]
-    return None if module is None else dict(module.build_info())
 
 
 # Helpers shared by the launchers.

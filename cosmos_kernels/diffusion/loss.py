@@ -18,6 +18,7 @@ import torch
 
 from cosmos_kernels.diffusion.conditioning import VideoCondition
 from cosmos_kernels.diffusion.edm import SIGMA_DATA, EDMDenoiser, edm_scalings, loss_weight, per_sample
+from cosmos_kernels.diffusion.latents import normalize_latents
 from cosmos_kernels.diffusion.samplers import as_generator, initial_noise
 
 Tensor = torch.Tensor
@@ -67,12 +68,8 @@ def normalize_domain_latents(
     """Tokenizer latents of one domain ("image", "video", ...) as diffusion latents (B, C, T, h, w).
 
     ``stats[domain]`` is that tokenizer's (mean, std), or None for sigma_data scaling alone; image latents
-    (B, C, h, w) become 1-frame videos. The arithmetic is ``models.latents.normalize_latents``.
+    (B, C, h, w) become 1-frame videos. The arithmetic is ``normalize_latents``.
     """
-    # Imported here: models/ sits above diffusion/ in the package's layers, and importing the models
-    # package from this module at import time would tie the two packages' import orders together.
-    from cosmos_kernels.models.latents import normalize_latents
-
     if domain not in stats:
         raise ValueError(f"no latent statistics for domain {domain!r}; stats has {sorted(stats)}")
     if not isinstance(latents, Tensor) or latents.dim() not in (4, 5):

@@ -2,9 +2,9 @@
 tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
 world model shipped with the package (``load_tiny_world``)."""
 
+from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
-from cosmos_kernels.models.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.tiny_world import (
     load_tiny_world,
     tiny_world_dir,

@@ -23,10 +23,8 @@ from cosmos_kernels.checks import (
     fast_dtype_reason,
     last_dim_contiguous,
 )
+from cosmos_kernels.ops.registry import OPS
 
-# Both pass the GPU tests; Triton measured as fast or faster on an H100 (2026-11-26, (1, 56320, 4096) bf16:
-# modulate 0.407 vs 0.488 ms, gated residual 0.884 vs 0.899 ms; benchmarks/RESULTS.md).
-PREFERENCE = ("triton", "cuda")
 # Both fast backends hold a whole row in registers; wider rows than any DiT's go to the torch backend.
 MAX_FAST_DIM = 16384
 Tensor = torch.Tensor
@@ -224,7 +222,7 @@ def adaln_modulate(
     check_same_dtype_and_device(op, x=x, **mods)
     eps = check_eps(op, eps)
     chosen = resolve_backend(
-        backend, x.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(x)
+        backend, x.device, op=op, preference=OPS[op].preference, input_reason=_fast_input_reason(x)
     )
     return _adaln_modulate(last_dim_contiguous(x), mods["shift"], mods["scale"], eps, chosen)
 
@@ -257,7 +255,7 @@ def gated_residual_adaln(
     check_same_dtype_and_device(op, x=x, y=y, **mods)
     eps = check_eps(op, eps)
     chosen = resolve_backend(
-        backend, x.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(x)
+        backend, x.device, op=op, preference=OPS[op].preference, input_reason=_fast_input_reason(x)
     )
     return _gated_residual_adaln(
         last_dim_contiguous(x),

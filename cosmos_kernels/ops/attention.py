@@ -26,10 +26,8 @@ from cosmos_kernels.checks import (
     last_dim_contiguous,
 )
 from cosmos_kernels.ops.qk_norm_rope import apply_prologue, check_norm_weight, check_rope, fast_input_reason
+from cosmos_kernels.ops.registry import OPS
 
-# The fast backends auto tries for the core after the prologue; no CUDA C++ kernel: a kernel faster than
-# cuDNN needs FlashAttention-3's warp-specialized pipelines (benchmarks/RESULTS.md, "Attention").
-PREFERENCE: tuple[str, ...] = ("triton",)
 Tensor = torch.Tensor
 
 
@@ -55,7 +53,7 @@ def plan_attention(requested: str, q: Tensor, rope_cos: Tensor | None = None) ->
         requested,
         q.device,
         op="attention",
-        preference=PREFERENCE,
+        preference=OPS["attention"].preference,
         input_reason=fast_input_reason(q, rope_cos),
     )
     asked_auto = requested == "auto" and os.environ.get(ENV_VAR, "auto") == "auto"

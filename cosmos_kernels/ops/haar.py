@@ -15,10 +15,8 @@ import torch
 from cosmos_kernels import reference
 from cosmos_kernels._backend import resolve_backend
 from cosmos_kernels.checks import check_int, check_tensor, fast_dtype_reason
+from cosmos_kernels.ops.registry import OPS
 
-# Both pass the GPU tests; CUDA C++ measured faster on an H100 (2026-11-26, 121 x 704 x 1280 bf16: analysis
-# 0.563 vs 0.587 ms, synthesis 0.521 vs 0.560 ms; benchmarks/RESULTS.md).
-PREFERENCE = ("cuda", "triton")
 Tensor = torch.Tensor
 
 
@@ -176,7 +174,7 @@ def _dispatch(
     op: str, x: Tensor, levels: int, causal: bool, rescale: bool, inverse: bool, backend: str
 ) -> Tensor:
     chosen = resolve_backend(
-        backend, x.device, op=op, preference=PREFERENCE, input_reason=fast_dtype_reason(x)
+        backend, x.device, op=op, preference=OPS[op].preference, input_reason=fast_dtype_reason(x)
     )
     return _haar_transform(x, levels, causal, rescale, inverse, False, chosen)
 

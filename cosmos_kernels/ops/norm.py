@@ -21,11 +21,8 @@ from cosmos_kernels.checks import (
     check_tensor,
     fast_dtype_reason,
 )
+from cosmos_kernels.ops.registry import OPS
 
-# No CUDA C++ kernel: every pass is a memory-bound stream over contiguous planes with no data reuse
-# for shared memory or tensor cores to exploit, so CUDA C++ would move the same bytes as Triton; a
-# second implementation pays only if measurements show Triton's passes short of the copy bandwidth.
-PREFERENCE: tuple[str, ...] = ("triton",)
 # The Triton elementwise passes launch one program per 1024 elements of a plane along a grid axis that
 # CUDA caps at 65,535 programs: larger H*W (beyond 8k x 8k) goes to the torch backend.
 MAX_FAST_PLANE = 65535 * 1024
@@ -172,7 +169,7 @@ def group_norm_silu(
     if not isinstance(silu, bool):
         raise TypeError(f"{op}: silu must be a bool, got {type(silu).__name__}")
     chosen = resolve_backend(
-        backend, x.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(x)
+        backend, x.device, op=op, preference=OPS[op].preference, input_reason=_fast_input_reason(x)
     )
     out, _, _ = _group_norm_silu(x, weight.contiguous(), bias.contiguous(), num_groups, eps, silu, chosen)
     return out

@@ -18,10 +18,9 @@ from cosmos_kernels.checks import (
     fast_dtype_reason,
     last_dim_contiguous,
 )
+from cosmos_kernels.ops.registry import OPS
 from cosmos_kernels.reference.attention import attention_prologue
 
-# One Triton pass per tensor reads and writes each row once; there is no CUDA C++ kernel.
-PREFERENCE: tuple[str, ...] = ("triton",)
 Tensor = torch.Tensor
 
 
@@ -244,7 +243,7 @@ def qk_norm_rope(
         backend,
         q.device,
         op=op,
-        preference=PREFERENCE,
+        preference=OPS[op].preference,
         input_reason=fast_input_reason(q, cos),
     )
     return apply_prologue(

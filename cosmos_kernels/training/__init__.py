@@ -3,12 +3,11 @@ image/video batches, progressive stages, bf16 autocast over float32 master weigh
 and decay, gradient clipping, an EMA of the weights, safetensors or sharded (FSDP2) checkpoints that
 resume exactly, a JSONL log and its loss-curve PNG.
 
-``train(config, text_encoder)`` is the Python API; ``add_train_arguments``/``run_train`` the command
-line (``cosmos-kernels train``).
+``train(config, text_encoder)`` is the Python API; ``cosmos-kernels train`` (``cosmos_kernels.tools.train``)
+the command line.
 """
 
 from cosmos_kernels.training.checkpoint import latest_checkpoint, load_trainer_state, load_weights
-from cosmos_kernels.training.cli import add_train_arguments, run_train
 from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig, tiny_config
 from cosmos_kernels.training.ema import EMA
 from cosmos_kernels.training.logs import plot_losses, read_jsonl
@@ -23,7 +22,6 @@ __all__ = [
     "Stage",
     "TrainConfig",
     "TrainResult",
-    "add_train_arguments",
     "default_datasets",
     "domain_cursor",
     "latest_checkpoint",
@@ -31,7 +29,6 @@ __all__ = [
     "load_weights",
     "plot_losses",
     "read_jsonl",
-    "run_train",
     "step_domain",
     "tiny_config",
     "train",

@@ -24,7 +24,11 @@ from einops import rearrange
 
 from cosmos_kernels import ops, reference
 from cosmos_kernels._backend import ENV_VAR
+from cosmos_kernels.ops.registry import OPS
 
+# The ops' cases, in the registry's order; the whole-model cases (tokenizer, DiT block) follow them.
+OP_CASES: tuple[str, ...] = tuple(name for spec in OPS.values() for name in spec.benchmark_cases)
+MODEL_CASES = ("tokenizer encode", "tokenizer decode", "dit block fwd", "dit block fwd+bwd")
 # L2 is 50 MB on an H100: working sets smaller than this are rotated so each call reads cold memory.
 ROTATE_BELOW_BYTES = 256 * 2**20
 
@@ -458,7 +462,7 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         seq, dim, video, grid, heads = 8192, 2048, (1, 3, 33, 256, 448), (4, 32, 64), 16
         tokenizer, clip, block = "cv8x8x8", (1, 3, 17, 256, 256), (2048, 16)
         norm_shape = (1, 128, 9, 64, 112)
-    builders: dict[str, Callable[[], Case]] = {
+    op_builders: dict[str, Callable[[], Case]] = {
         "adaln_modulate": lambda: adaln_case(1, seq, dim, dtype, device),
         "gated_residual_adaln": lambda: gated_case(1, seq, dim, dtype, device),
         "haar3d_analysis": lambda: haar3d_case(video, dtype, device, inverse=False),
@@ -467,6 +471,10 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "qk_norm_rope": lambda: qk_norm_rope_case(grid, heads, 128, dtype, device),
         "attention fwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=False),
         "attention fwd+bwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=True),
+    }
+    if set(op_builders) != set(OP_CASES):
+        raise RuntimeError(f"benchmark builders {sorted(op_builders)} differ from the registry's {OP_CASES}")
+    builders = {name: op_builders[name] for name in OP_CASES} | {
         f"{tokenizer} encode": lambda: tokenizer_case(tokenizer, clip, dtype, device, decode=False),
         f"{tokenizer} decode": lambda: tokenizer_case(tokenizer, clip, dtype, device, decode=True),
         "dit block fwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=False),

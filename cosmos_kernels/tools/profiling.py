@@ -345,3 +345,9 @@ def run_profile(args: argparse.Namespace) -> int:
     finally:
         if initialized_here:
             dist.destroy_process_group()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    profile = sub.add_parser("profile", help="profile DiT training steps on each GPU of a node (torchrun)")
+    add_profile_arguments(profile)
+    profile.set_defaults(func=run_profile)

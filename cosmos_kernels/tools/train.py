@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from cosmos_kernels.tools.common import reporting_errors
 from cosmos_kernels.training.config import TrainConfig, tiny_config
 from cosmos_kernels.training.logs import plot_losses
 from cosmos_kernels.training.trainer import LOG_FILE, TextEncoder, train
@@ -107,3 +108,11 @@ def run_train(args: argparse.Namespace) -> int:
         if started_group:
             dist.destroy_process_group()
     return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train", help="train a DiT as Cosmos does (default: the tiny one on synthetic physics)"
+    )
+    add_train_arguments(train)
+    train.set_defaults(func=reporting_errors(lambda args, _console: run_train(args)))

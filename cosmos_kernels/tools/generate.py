@@ -1,0 +1,267 @@
+"""``cosmos-kernels generate``: a video from a prompt (Text2World) or from given frames (Video2World), with
+the shipped tiny world model or a Cosmos checkpoint."""
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from cosmos_kernels.models import (
+    DIT_CONFIGS,
+    ContinuousTokenizer,
+    GeneralDIT,
+    build_dit,
+    load_cosmos_state_dict,
+    load_tiny_world,
+    tiny_world_dir,
+    tiny_world_manifest,
+    tiny_world_text_encoder,
+)
+from cosmos_kernels.tools.common import (
+    DTYPES,
+    RANDOM_WEIGHTS_SEED,
+    CliError,
+    checkpoint_state_dict,
+    device_dtype,
+    reporting_errors,
+    video_tokenizer,
+)
+
+# The Text2World / Video2World models whose trained weights ship with the package (models.tiny_world).
+SHIPPED_WORLD_MODELS = {"tiny": "text2world", "tiny-video2world": "video2world"}
+
+
+def _world_model(
+    args: argparse.Namespace, console: Console
+) -> tuple[GeneralDIT, tuple[ContinuousTokenizer, torch.Tensor, torch.Tensor] | None]:
+    """The network, and for the shipped tiny models (no --checkpoint) their tokenizer and latent
+    mean and std."""
+    if args.model not in DIT_CONFIGS:
+        raise CliError(f"unknown world model {args.model!r}; known: {', '.join(DIT_CONFIGS)}")
+    device, dtype = device_dtype(args)
+    if args.checkpoint is None and args.model in SHIPPED_WORLD_MODELS:
+        net, tokenizer, mean, std = load_tiny_world(SHIPPED_WORLD_MODELS[args.model], device)
+        console.print(
+            f"{args.model}: the shipped weights in {tiny_world_dir()} (trained on the synthetic physics "
+            "clips by scripts/train_tiny_world_model.py)"
+        )
+        return net.to(device, dtype).eval(), (tokenizer.to(device, dtype), mean, std)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        net = build_dit(args.model)
+    if args.checkpoint is None:
+        console.print(
+            f"[yellow]No --checkpoint: {args.model} has random weights (seed {RANDOM_WEIGHTS_SEED}), so "
+            "the video is noise-like; it tests the pipeline, not the model.[/]"
+        )
+    else:
+        path = Path(args.checkpoint)
+        # A Cosmos diffusion checkpoint directory (e.g. Cosmos-1.0-Diffusion-7B-Text2World) holds model.pt.
+        load_cosmos_state_dict(
+            net, checkpoint_state_dict(path / "model.pt" if path.is_dir() else path, "model")
+        )
+        console.print(f"{args.model}: weights from {args.checkpoint}")
+    return net.to(device, dtype).eval(), None
+
+
+def _generate(args: argparse.Namespace, console: Console) -> int:
+    from cosmos_kernels.pipelines import (
+        HashTextEncoder,
+        SamplingOptions,
+        T5TextEncoder,
+        Text2WorldPipeline,
+        Video2WorldPipeline,
+    )
+
+    _check_writable(args.out, "--out")
+    if args.contact_sheet is not None:
+        _check_writable(args.contact_sheet, "--contact-sheet")
+    net, shipped = _world_model(args, console)
+    video2world = net.config.video_extend
+    if video2world != (args.input_video is not None):
+        raise CliError(
+            "Video2World models (*-video2world) take --input-video, Text2World models do not; "
+            f"{args.model} is {'a Video2World' if video2world else 'a Text2World'} model"
+        )
+    stats = {}
+    size, guidance = 64, 7.0
+    manifest = tiny_world_manifest() if shipped is not None else None
+    if shipped is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
+        tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
+        size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
+    else:
+        tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
+        tokenizer = video_tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
+    if args.t5 is not None:
+        text_encoder = T5TextEncoder(args.t5, device=device_dtype(args)[0])
+    elif shipped is not None:
+        text_encoder = tiny_world_text_encoder()  # as trained: the hash stand-in, shorter padding
+    else:
+        console.print("No --t5: prompts are embedded by the deterministic stand-in (HashTextEncoder).")
+        text_encoder = HashTextEncoder()
+    options = SamplingOptions(
+        num_steps=args.steps,
+        guidance=guidance if args.guidance is None else args.guidance,
+        sampler=args.sampler,
+        fps=float(args.fps),
+    )
+    common = {
+        "negative_prompt": args.negative_prompt,
+        "options": options,
+        "seed": args.seed,
+        "progress": True,
+    }
+    if video2world:
+        from cosmos_kernels.video_io import read_video, to_model
+
+        frames, _ = read_video(args.input_video)
+        if shipped is not None:
+            _check_trained_size(args, manifest["size"], frames.shape[1], frames.shape[2], console)
+        if frames.shape[0] < args.input_frames:
+            raise CliError(
+                f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
+            )
+        given = to_model(frames[: args.input_frames])
+        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, **stats)
+        result = pipeline(args.prompt, given.to(pipeline.device), num_frames=args.frames, **common)
+    else:
+        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, **stats)
+        height = size if args.height is None else args.height
+        width = size if args.width is None else args.width
+        if shipped is not None:
+            _check_trained_size(args, manifest["size"], height, width, console)
+        result = pipeline(args.prompt, num_frames=args.frames, height=height, width=width, **common)
+    return _write_generated(result.video, args, console)
+
+
+def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Console) -> int:
+    from cosmos_kernels.video_io import from_model
+
+    frames = from_model(video[:1])
+    out = Path(args.out)
+    if out.suffix == ".npy":
+        import numpy as np
+
+        np.save(out, frames.numpy())  # the uint8 frames (T, H, W, 3), no encoding loss
+    else:
+        from cosmos_kernels.video_io import write_video
+
+        write_video(out, frames, args.fps)
+    console.print(f"{tuple(frames.shape[:3])} frames x H x W written to {out}")
+    from cosmos_kernels.pipelines.evaluation import write_contact_sheet
+
+    sheet = Path(args.out).with_suffix(".png") if args.contact_sheet is None else Path(args.contact_sheet)
+    # Frames enlarged to at least 96 pixels high, so that a 32-pixel video's sheet is readable.
+    scale = max(1, math.ceil(96 / video.shape[3]))
+    try:
+        write_contact_sheet([video[0]], sheet, scale=scale)
+    except ImportError as error:
+        if args.contact_sheet is not None:
+            raise CliError(f"--contact-sheet {args.contact_sheet}: {error}") from error
+        console.print(f"[yellow]No contact sheet: {error}[/]")
+    else:
+        console.print(f"contact sheet of the {video.shape[2]} frames written to {sheet}")
+    return 0
+
+
+def _check_writable(path: str, argument: str) -> None:
+    """Refuse an output path whose folder is missing before minutes of sampling, not after."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise CliError(f"{argument} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{argument} {path}: the folder {folder} is not writable")
+
+
+def _check_trained_size(
+    args: argparse.Namespace, trained: int, height: int, width: int, console: Console
+) -> None:
+    """The shipped tiny model only knows the frame size it was trained at; elsewhere it makes noise."""
+    if (height, width) == (trained, trained):
+        return
+    message = (
+        f"the shipped {args.model} model was trained on {trained}x{trained} frames only; at {height}x{width} "
+        "its output is not a meaningful video"
+    )
+    if not args.any_size:
+        raise CliError(f"{message} (pass --any-size to sample anyway)")
+    console.print(f"[yellow]Warning: {message}.[/]")
+
+
+cmd_generate = reporting_errors(_generate)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    generate = sub.add_parser("generate", help="generate a video from a prompt (and given frames)")
+    generate.add_argument("--prompt", required=True, help="what the video shows")
+    generate.add_argument(
+        "--negative-prompt", default=None, help="steer away from this (replaces the empty prompt)"
+    )
+    generate.add_argument("--model", default="tiny", help=f"one of {', '.join(DIT_CONFIGS)}")
+    generate.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="Cosmos model.pt or a .safetensors state dict (default for tiny, tiny-video2world: the "
+        "shipped weights, with their tokenizer)",
+    )
+    generate.add_argument(
+        "--tokenizer", default=None, help="default: tiny-cv8x8x8 for tiny models, else cv8x8x8"
+    )
+    generate.add_argument(
+        "--tokenizer-checkpoint", default=None, metavar="PATH", help="tokenizer decoder weights"
+    )
+    generate.add_argument(
+        "--t5", default=None, metavar="DIR", help="local T5 encoder directory (transformers)"
+    )
+    generate.add_argument(
+        "--input-video", default=None, help="Video2World: the video whose first frames to continue"
+    )
+    generate.add_argument(
+        "--input-frames", type=int, choices=(1, 9), default=1, help="Video2World: frames given"
+    )
+    generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
+    generate.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="Text2World height in pixels (default: the shipped tiny model's 32, else 64; Cosmos: 704)",
+    )
+    generate.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="Text2World width in pixels (default: the shipped tiny model's 32, else 64; Cosmos: 1280)",
+    )
+    generate.add_argument("--fps", type=int, default=24)
+    generate.add_argument("--steps", type=int, default=35, help="sampling steps (Cosmos: 35)")
+    generate.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance (default: the shipped tiny model's, else Cosmos's 7)",
+    )
+    generate.add_argument("--sampler", choices=("euler", "heun", "multistep"), default="euler")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument(
+        "--out", default="generated.mp4", help="video file to write (.npy: the uint8 frames (T, H, W, 3))"
+    )
+    generate.add_argument(
+        "--any-size",
+        action="store_true",
+        help="let the shipped tiny models sample at a frame size other than their training size (32x32)",
+    )
+    generate.add_argument(
+        "--contact-sheet",
+        default=None,
+        metavar="PATH",
+        help="PNG grid of the frames to write (default: --out with .png; needs Pillow)",
+    )
+    generate.add_argument("--device", default=None, help="default: cuda when present, else cpu")
+    generate.add_argument(
+        "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"
+    )
+    generate.set_defaults(func=cmd_generate)
