@@ -25,11 +25,7 @@ def attention_core(q: Tensor, k: Tensor, v: Tensor, softmax_scale: float, plan: 
     return out
 
 
-# Ring attention's blocks: plain attention of the local queries over one K/V block, returning the lse
-# that merges blocks; the backward takes the whole ring's out and lse (the flash identity). PyTorch's
-# cuDNN and flash SDPA kernels have exactly that contract under their private aten names (PyTorch's own
-# context parallelism calls them so), and on an H100 at the block sizes of 2-8 GPU rings cuDNN's ran
-# 1.2-1.3x faster than our Triton kernel forward and 1.4x backward (benchmarks/RESULTS.md).
+# PyTorch's SDPA kernels that return the lse a ring merges with, by their aten names.
 SDPA_BLOCK_KERNELS = ("cudnn", "flash")
 
 

@@ -53,9 +53,9 @@ def _normalize(h, mask, D, eps):
 def _forward_warps_tuned(fn: triton.runtime.JITFunction) -> triton.runtime.JITFunction:
     """The forward autotuned on CUDA over num_warps: the ladder's choice and its half and double.
 
-    On an H100 at (1, 56320, 4096) the ladder's 8 warps per row ran the gated kernel at 2.09 TB/s
-    (0.884 ms) against torch.compile's 2.35 TB/s (0.785 ms): one row per program reduces twice across
-    its warps, and how many warps hide that best is the GPU's to say. The interpreter takes the ladder.
+    One row per program reduces twice across its warps, and how many warps hide that best is the GPU's
+    to say: the ladder's fixed choice ran below torch.compile (benchmarks/RESULTS.md). The interpreter
+    takes the ladder.
     """
     if _INTERPRET:
         return fn

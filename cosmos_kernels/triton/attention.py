@@ -1,10 +1,9 @@
 """Flash attention (plain softmax attention, keys past ``k_lengths[b]`` masked) in Triton.
 
 Spec: ``cosmos_kernels/reference/attention.py`` with the QK RMSNorm and RoPE already applied: the
-prologue runs as its own pass (``cosmos_kernels/triton/qk_norm_rope.py``) before these kernels. Fused
-into the loads of q and k, it cost more than it saved, because k' is rebuilt for every (query block, key
-block) pair: on an H100 (bf16, B=1, S=56320, 32 heads x 128) the fused forward took 206 ms against
-114.6 ms for the same kernel without norm and RoPE, while the standalone prologue pass costs ~1 ms.
+prologue runs as its own pass (``cosmos_kernels/triton/qk_norm_rope.py``) before these kernels: fused
+into the loads of q and k it rebuilt k' for every (query block, key block) pair and cost far more than
+the separate pass (benchmarks/RESULTS.md).
 Without RoPE's rotate-half pairing the head dim needs no split: q, k and their gradients are whole
 [rows, BLOCK_D] tiles (D padded to a power of two, the padded columns masked), one dot per product.
 

@@ -10,9 +10,8 @@ Forward:
 - ``_plane_stats_kernel``: one program per plane loops over it in blocks and writes the plane's mean
   and M2 (sum of squared deviations) in fp32, merging its blocks with Chan's formula.
 - ``_group_stats_kernel``: one program per (b, group, t) merges its planes with Chan's formula again
-  into the group's mean and rstd, which the later kernels look up from the plane's index. (The same ten
-  lines of torch on these few values were ten kernel launches between the passes: an estimated 20-40
-  us of the 1.09 ms forward on an H100, not measured alone.)
+  into the group's mean and rstd, which the later kernels look up from the plane's index (in torch,
+  ten launches of a few microseconds each between the passes).
 - ``_apply_kernel``: grid (plane, block of H*W): ``(x - mean) * rstd * w + b``, SiLU, one write.
 Backward (the forward's group statistics passed back in, so x is read twice, not three times):
 - ``_plane_grad_sums_kernel``: per plane A = sum(dy_pre) and Bs = sum(dy_pre * x_hat), where

@@ -2,19 +2,15 @@
 
 Spec: ``cosmos_kernels/reference/attention.py`` (``attention_prologue``). Each program takes a block of
 token rows of one batch element and walks all heads of those rows: the RoPE tables (S, D/2) and the
-norm weight are loaded once per row block and reused for every head, and the rows it reads are whole
-(H * D contiguous elements). The first version, one program per (row block, head), re-read the tables
-for every head: at the Cosmos-7B shape (56,320 tokens, 32 x 128) the 29 MB of tables swept L2 32 times
-per tensor and the pass ran at 1.39 TB/s (1.32 ms for q and k, H100), slower than torch.compile.
+norm weight are loaded once per row block and reused for every head (one program per head swept the
+tables through L2 once per head), and the rows it reads are whole (H * D contiguous elements).
 
 The head dim is handled as two halves because rotate-half RoPE pairs dim i with dim i + D/2. Math in
 fp32, rounded once to the input dtype. The backward writes per-program fp32 partials of the norm-weight
 gradient that torch sums in a fixed order (deterministic, no atomics).
 
-One tile serves every shape, not an autotuned set: on an H100 (triton 3.6, 2026-11-26) eight candidates
-of 16 to 64 rows, 4 to 32 heads per program and 4 or 8 warps ran this pass for one (1, 56320, 32, 128)
-tensor in 0.395-0.474 ms against 0.385 ms for this tile; the pass is at 84% of copy bandwidth, not short
-of parallelism as predicted (benchmarks/runs/2026-11-26-h100-call6).
+One tile serves every shape, not an autotuned set: no candidate tile beat it on an H100, where the pass
+runs near copy bandwidth (benchmarks/RESULTS.md).
 
 The launchers trust the caller (``cosmos_kernels.ops``): x (B, S, H, D) with unit stride in D; D even;
 weight (D,) contiguous or None; cos/sin (S, D/2) float32 with unit stride in the last dim, or None.
