@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from cosmos_kernels.checks import check_int, check_number, is_int
+
 Tensor = torch.Tensor
 Denoise = Callable[[Tensor, float], Tensor]
 Impose = Callable[[Tensor, float], Tensor]
@@ -21,11 +23,9 @@ SAMPLERS = ("euler", "heun", "multistep")
 
 
 def _check_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> None:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    check_int("karras_sigmas", "num_steps", num_steps, 1)
     for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max), ("rho", rho)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        check_number("karras_sigmas", name, value, positive=True)
     if not sigma_min < sigma_max:
         raise ValueError(f"sigma_min ({sigma_min}) must be below sigma_max ({sigma_max})")
 
@@ -50,7 +50,7 @@ def as_generator(generator: torch.Generator | int | None) -> torch.Generator | N
     """An int seed as a CPU Generator seeded with it; a Generator or None unchanged."""
     if generator is None or isinstance(generator, torch.Generator):
         return generator
-    if isinstance(generator, bool) or not isinstance(generator, int):
+    if not is_int(generator):
         raise TypeError(f"generator must be None, an int seed or a torch.Generator, got {generator!r}")
     return torch.Generator().manual_seed(generator)
 
