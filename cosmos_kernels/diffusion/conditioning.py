@@ -25,7 +25,15 @@ import torch
 from cosmos_kernels.checks import check_int, check_number
 from cosmos_kernels.diffusion.edm import SIGMA_DATA, batch_sigma, per_sample
 from cosmos_kernels.diffusion.guidance import GUIDANCE, guided_denoiser
-from cosmos_kernels.diffusion.samplers import as_generator, initial_noise, sample
+from cosmos_kernels.diffusion.samplers import (
+    NUM_STEPS,
+    RHO,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    as_generator,
+    initial_noise,
+    sample,
+)
 
 Tensor = torch.Tensor
 AUGMENT_SIGMA = 0.001
@@ -204,10 +212,10 @@ def sample_video2world(
     guidance: float = GUIDANCE,
     negative_crossattn_emb: Tensor | None = None,
     sampler: str = "euler",
-    num_steps: int = 35,
-    sigma_min: float = 0.0002,
-    sigma_max: float = 80.0,
-    rho: float = 7.0,
+    num_steps: int = NUM_STEPS,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
     generator: torch.Generator | int | None = None,
     progress: bool = False,
     **conditions: object,

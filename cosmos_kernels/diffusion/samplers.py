@@ -20,6 +20,11 @@ Tensor = torch.Tensor
 Denoise = Callable[[Tensor, float], Tensor]
 Impose = Callable[[Tensor, float], Tensor]
 SAMPLERS = ("euler", "heun", "multistep")
+# Cosmos-1.0's sampling schedule (cosmos_predict1 inference CLI and EDMEulerScheduler).
+NUM_STEPS = 35
+SIGMA_MIN = 0.0002
+SIGMA_MAX = 80.0
+RHO = 7.0
 
 
 def _check_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> None:
@@ -31,7 +36,7 @@ def _check_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: flo
 
 
 def karras_sigmas(
-    num_steps: int, sigma_min: float = 0.0002, sigma_max: float = 80.0, rho: float = 7.0
+    num_steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO
 ) -> Tensor:
     """The (num_steps + 1,) float32 schedule sigma_max -> sigma_min, then exactly 0.
 
@@ -179,10 +184,10 @@ def sample(
     shape: Sequence[int],
     *,
     sampler: str = "euler",
-    num_steps: int = 35,
-    sigma_min: float = 0.0002,
-    sigma_max: float = 80.0,
-    rho: float = 7.0,
+    num_steps: int = NUM_STEPS,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
     generator: torch.Generator | int | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
