@@ -21,6 +21,7 @@ from rich.table import Table
 
 from cosmos_kernels import BackendUnavailableError, __version__, benchmarking, cuda
 from cosmos_kernels._backend import BACKENDS, resolve_backend, unavailable_reason
+from cosmos_kernels.metrics import psnr, ssim
 from cosmos_kernels.models import (
     DIT_CONFIGS,
     ContinuousTokenizer,
@@ -35,7 +36,6 @@ from cosmos_kernels.models import (
     tiny_world_text_encoder,
 )
 from cosmos_kernels.models.tokenizer import TOKENIZER_CONFIGS
-from cosmos_kernels.models.tokenizer_training import psnr, ssim
 from cosmos_kernels.ops import adaln, haar, norm
 from cosmos_kernels.ops.attention import PREFERENCE as ATTENTION_PREFERENCE
 from cosmos_kernels.ops.attention import QK_NORM_ROPE_PREFERENCE

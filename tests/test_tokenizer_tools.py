@@ -10,8 +10,9 @@ pytest.importorskip("av")
 from safetensors import safe_open
 
 from cosmos_kernels import cli
+from cosmos_kernels.metrics import psnr, ssim
 from cosmos_kernels.models import build_tokenizer
-from cosmos_kernels.models.tokenizer_training import moving_shapes, psnr, ssim, train_tokenizer
+from cosmos_kernels.models.tokenizer_training import moving_shapes, train_tokenizer
 from cosmos_kernels.video_io import from_model, read_video, to_model, write_video
 
 
