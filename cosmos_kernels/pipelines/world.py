@@ -33,7 +33,7 @@ from cosmos_kernels.models import (
     denormalize_latents,
     normalize_latents,
 )
-from cosmos_kernels.pipelines.text import PromptUpsampler, TextEncoder, no_upsampling
+from cosmos_kernels.models.text_encoders import PromptUpsampler, TextEncoder, no_upsampling
 
 Tensor = torch.Tensor
 
