@@ -4,7 +4,7 @@ and decay, gradient clipping, an EMA of the weights, safetensors or sharded (FSD
 resume exactly, a JSONL log and its loss-curve PNG.
 
 ``train(config, text_encoder)`` is the Python API; ``add_train_arguments``/``run_train`` the command
-line (``cosmos-kernels train``).
+line (``cosmos-kernels train``). ``train_tokenizer`` trains a tokenizer on physics clips, in phases.
 """
 
 from cosmos_kernels.training.checkpoint import latest_checkpoint, load_trainer_state, load_weights
@@ -13,6 +13,12 @@ from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig, tiny_
 from cosmos_kernels.training.ema import EMA
 from cosmos_kernels.training.logs import plot_losses, read_jsonl
 from cosmos_kernels.training.schedule import LRSchedule, domain_cursor, step_domain
+from cosmos_kernels.training.tokenizer import (
+    TokenizerPhase,
+    physics_tokenizer_batch,
+    pooled_video_target,
+    train_tokenizer,
+)
 from cosmos_kernels.training.trainer import EDMTrainModule, TrainResult, default_datasets, train
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "EDMTrainModule",
     "LRSchedule",
     "Stage",
+    "TokenizerPhase",
     "TrainConfig",
     "TrainResult",
     "add_train_arguments",
@@ -29,10 +36,13 @@ __all__ = [
     "latest_checkpoint",
     "load_trainer_state",
     "load_weights",
+    "physics_tokenizer_batch",
     "plot_losses",
+    "pooled_video_target",
     "read_jsonl",
     "run_train",
     "step_domain",
     "tiny_config",
     "train",
+    "train_tokenizer",
 ]
