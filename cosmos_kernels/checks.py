@@ -110,7 +110,7 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ArgumentTypeError(f"{op}: {name} must be {expected}, got {_got(value)}")
     if (
-        not math.isfinite(value)
+        not -math.inf < value < math.inf  # not math.isfinite: comparisons trace under torch.compile
         or (positive and not value > 0)
         or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
