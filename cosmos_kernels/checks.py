@@ -37,11 +37,60 @@ def check_same_dtype_and_device(op: str, **tensors: torch.Tensor) -> None:
             )
 
 
-def check_int(op: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type. Also a ValueError: the model layers raised ValueError for every bad
+    number before these checks were shared, and callers such as the training-config loader catch
+    ValueError to name the file and field of the bad value."""
+
+
+def is_int(value: object) -> bool:
+    """An int and not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _got(value: object) -> str:
+    return repr(value) if isinstance(value, int | float | str | None) else type(value).__name__
+
+
+def _expected(kind: str, low: float | None, high: float | None, *, open_low: bool = False) -> str:
+    """E.g. "an int >= 1", "a finite number in [0, 1]", "a finite number > 0"."""
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if open_low else '['}{low}, {high}]"
+    if low is not None:
+        return f"{kind} {'>' if open_low else '>='} {low}"
+    return kind if high is None else f"{kind} <= {high}"
+
+
+def _check_int(
+    op: str, name: str, value: object, minimum: int | None, maximum: int | None, expected: str
+) -> int:
+    if not is_int(value):
+        raise ArgumentTypeError(f"{op}: {name} must be {expected}, got {_got(value)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{op}: {name} must be {expected}, got {value!r}")
+    return value
+
+
+def check_int(
+    op: str, name: str, value: object, minimum: int | None = None, *, maximum: int | None = None
+) -> int:
+    """An int (not bool) within the given bounds, both inclusive."""
+    return _check_int(op, name, value, minimum, maximum, _expected("an int", minimum, maximum))
+
+
+def check_optional_int(op: str, name: str, value: object, minimum: int | None = None) -> int | None:
+    """None, or an int >= ``minimum``."""
+    if value is None:
+        return None
+    return _check_int(op, name, value, minimum, None, _expected("an int", minimum, None) + " or None")
+
+
+def check_power_of_two(op: str, name: str, value: object, minimum: int) -> int:
+    """An int power of two >= ``minimum``."""
+    if not is_int(value):
+        raise ArgumentTypeError(f"{op}: {name} must be a power of two >= {minimum}, got {_got(value)}")
+    if value < minimum or value & (value - 1):
+        raise ValueError(f"{op}: {name} must be a power of two >= {minimum}, got {value!r}")
     return value
 
 
@@ -54,17 +103,19 @@ def check_number(
     positive: bool = False,
     maximum: float | None = None,
 ) -> float:
-    """A real number (int or float, not bool), finite, within the given bounds; returned as float."""
+    """A real number (int or float, not bool), finite, within the given bounds (``positive``: > 0, in
+    place of a ``minimum``; ``minimum`` and ``maximum`` inclusive); returned as float."""
+    low = 0 if positive else minimum
+    expected = _expected("a finite number", low, maximum, open_low=positive)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{op}: {name} must be finite, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{op}: {name} must be a positive number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{op}: {name} must be <= {maximum}, got {value!r}")
+        raise ArgumentTypeError(f"{op}: {name} must be {expected}, got {_got(value)}")
+    if (
+        not -math.inf < value < math.inf  # not math.isfinite: comparisons trace under torch.compile
+        or (positive and not value > 0)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ValueError(f"{op}: {name} must be {expected}, got {value!r}")
     return float(value)
 
 

@@ -2,10 +2,10 @@
 
 1. tokenizer: the tiny CV8x8x8 tokenizer, widened (channels 32, channels_mult (1, 2, 2), one res block
    per level: 1.6M parameters), trained on fresh 32x32 physics clips every step (TOKENIZER_PHASES:
-   9-frame clips, then 17-frame ones) under L1 + MSE with the pixels that differ from the background
-   weighted 1 + ball weight (the balls cover a few percent of the frame; unweighted, the network
-   learns the background and drops them), plus a tie of 12 latent channels to 8x8-pooled frames
-   (``_pooled_target``: without it the latents collapse to a constant);
+   9-frame clips, then 17-frame ones) with ``training.train_tokenizer``: L1 + MSE with the pixels that
+   differ from the background weighted 1 + ball weight (the balls cover a few percent of the frame;
+   unweighted, the network learns the background and drops them), plus a tie of 12 latent channels to
+   8x8-pooled frames (``pooled_video_target``: without it the latents collapse to a constant);
 2. latents: encodes a pool of 17-frame 32x32 training clips once (3 latent frames of 4x4) and saves
    their per-channel mean and std (Cosmos's ``mean_std.pt`` statistics);
 3. dit: trains the Video2World DiT (model_channels 128, 4 blocks: 2.2M parameters) with
@@ -28,15 +28,14 @@ DiT resumes from its latest checkpoint.
 
 import argparse
 import dataclasses
+import functools
 import json
-import math
 import shutil
 import time
 from pathlib import Path
 
 import safetensors.torch
 import torch
-import torch.nn.functional as F
 
 from cosmos_kernels.data import physics_clip
 from cosmos_kernels.models import build_dit, build_tokenizer
@@ -61,7 +60,15 @@ from cosmos_kernels.pipelines.evaluation import (
     text2world_share,
     write_contact_sheet,
 )
-from cosmos_kernels.training import DataConfig, Stage, TrainConfig, train
+from cosmos_kernels.training import (
+    DataConfig,
+    Stage,
+    TokenizerPhase,
+    TrainConfig,
+    physics_tokenizer_batch,
+    train,
+    train_tokenizer,
+)
 
 SIZE = 32  # frames are SIZE x SIZE: latents 4x4 per latent frame, 2x2 DiT tokens
 TOKENIZER = "tiny-cv8x8x8"
@@ -71,81 +78,40 @@ TEXT_TOKENS = 24  # HashTextEncoder length: the longest caption has 16 words
 # (steps, peak lr, weight of the ball pixels, frames, clips per step): ball positions come in the first
 # phase, their colors in the second; the last three teach the third latent frame (frames 10-17), which
 # 9-frame clips never exercise.
-TOKENIZER_PHASES = (
-    (1500, 1e-3, 8.0, 9, 16),
-    (2000, 5e-4, 16.0, 9, 16),
-    (600, 3e-4, 16.0, 17, 8),
-    (1200, 3e-4, 16.0, 17, 8),
-    (3000, 2e-4, 16.0, 17, 8),
+TOKENIZER_PHASES = tuple(
+    TokenizerPhase(*phase)
+    for phase in (
+        (1500, 1e-3, 8.0, 9, 16),
+        (2000, 5e-4, 16.0, 9, 16),
+        (600, 3e-4, 16.0, 17, 8),
+        (1200, 3e-4, 16.0, 17, 8),
+        (3000, 2e-4, 16.0, 17, 8),
+    )
 )
-AUX_WEIGHT = 1.0
+LATENT_TIE = 1.0
 TRAIN_SEED = 0  # DiT training clips: physics_clip(17, SIZE, SIZE, [TRAIN_SEED, i])
 EVAL_SEEDS = range(10_000, 10_064)  # held out: clips physics_clip(..., [seed, 1])
 README_SHEET = Path(__file__).resolve().parents[1] / "docs" / "tiny_world_contact_sheet.png"
 
 
-def _tokenizer_batch(step: int, clips: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips ``physics_clip(frames, SIZE, SIZE, [step, i])`` and masks of their non-background pixels."""
-    videos, masks = [], []
-    for i in range(clips):
-        video, _, scene = physics_clip(frames, SIZE, SIZE, [step, i])
-        background = torch.from_numpy(scene.background)[:, None]
-        videos.append(video)
-        masks.append(((video - background).abs().sum(0, keepdim=True) > 0.05).float())
-    return torch.stack(videos), torch.stack(masks)
-
-
-def _pooled_target(video: torch.Tensor) -> torch.Tensor:
-    """(B, 12, 1 + k, 4, 4) targets for the first 12 latent channels of (1 + 8k)-frame clips: frame 0
-    averaged over 8x8 pixels (4 copies) for latent frame 0, frames 8j + 2, 4, 6, 8 averaged for latent
-    frame j + 1.
-
-    Without it the encoder's output hardly depends on its input at first (dark, similar frames), the
-    decoder learns the average clip, and the latents stay uninformative ("collapse"); tying part of
-    the latents to the pooled pixels keeps them informative until the decoder learns to use them.
-    """
-    pooled = F.avg_pool3d(video, (1, 8, 8))
-    first = [pooled[:, :, [0]].repeat(1, 4, 1, 1, 1)]
-    later = [
-        torch.cat([pooled[:, :, [8 * j + k]] for k in (2, 4, 6, 8)], dim=1)
-        for j in range((video.shape[2] - 1) // 8)
-    ]
-    return torch.cat(first + later, dim=2)
-
-
-def train_tokenizer(path: Path, phases: tuple[tuple[int, float, float, int, int], ...]) -> None:
-    """Train the tokenizer in ``phases`` of (steps, peak lr, ball weight, frames, clips), each with a
-    fresh AdamW, 50 warmup steps and a cosine decay to a tenth of the peak; step k of the whole run
-    sees the clips ``physics_clip(frames, SIZE, SIZE, [k, i])``."""
+def train_and_save_tokenizer(path: Path) -> None:
+    """Train the tokenizer through TOKENIZER_PHASES (``training.train_tokenizer``: step k of the whole run
+    sees the clips ``physics_clip(frames, SIZE, SIZE, [k, i])``) and save its weights to ``path``."""
     torch.manual_seed(0)
     tokenizer = build_tokenizer(TOKENIZER, **TOKENIZER_OVERRIDES)
-    start, offset = time.time(), 0
-    for steps, lr, ball_weight, frames, clips in phases:
-        optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=lr, weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda s, steps=steps: (
-                min(1.0, (s + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * s / steps)))
-            ),
-        )
-        for step in range(steps):
-            video, mask = _tokenizer_batch(offset + step, clips, frames)
-            latents = tokenizer.encode(video)
-            out = tokenizer.decode(latents)
-            weight = 1 + ball_weight * mask
-            loss = ((out - video).abs() * weight).mean() + ((out - video) ** 2 * weight).mean()
-            loss = loss + AUX_WEIGHT * F.mse_loss(latents[:, :12], _pooled_target(video))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            if step % 100 == 0 or step == steps - 1:
-                print(
-                    f"tokenizer step {offset + step}: loss {loss.item():.4f} ({time.time() - start:.0f} s)",
-                    flush=True,
-                )
-        offset += steps
+    start = time.time()
+
+    def log(step: int, loss: float) -> None:
+        if step % 100 == 0:
+            print(f"tokenizer step {step}: loss {loss:.4f} ({time.time() - start:.0f} s)", flush=True)
+
+    train_tokenizer(
+        tokenizer,
+        TOKENIZER_PHASES,
+        batches=functools.partial(physics_tokenizer_batch, size=(SIZE, SIZE)),
+        latent_tie=LATENT_TIE,
+        on_step=log,
+    )
     safetensors.torch.save_file(tokenizer.state_dict(), path)
 
 
@@ -248,7 +214,7 @@ def main() -> None:
     tokenizer_path = out / TOKENIZER_FILE
     if not tokenizer_path.exists():
         start = time.time()
-        train_tokenizer(tokenizer_path, TOKENIZER_PHASES)
+        train_and_save_tokenizer(tokenizer_path)
         timings["tokenizer_s"] = round(time.time() - start)
     tokenizer = load_tokenizer(tokenizer_path)
 
@@ -285,7 +251,7 @@ def main() -> None:
         "num_frames": 17,
         "guidance": {"text2world": args.guidance_t2w, "video2world": args.guidance_v2w},
         "training": {
-            "tokenizer_phases": TOKENIZER_PHASES,
+            "tokenizer_phases": [dataclasses.astuple(phase) for phase in TOKENIZER_PHASES],
             "dit_steps": args.steps,
             "dit_batch": args.batch,
             "text_dropout": config.text_dropout,

@@ -428,7 +428,7 @@ def test_build_dit_configs_and_overrides():
         (lambda: build_dit("tiny", model_chanels=8), TypeError, "model_chanels"),
         (lambda: build_dit("tiny", num_heads=3), ValueError, "divisible by num_heads"),
         (lambda: build_dit("tiny", block_config="FA-XX"), ValueError, "unknown sub-block"),
-        (lambda: build_dit("tiny", num_blocks=0), ValueError, "num_blocks must be a positive int"),
+        (lambda: build_dit("tiny", num_blocks=0), ValueError, "num_blocks must be an int >= 1"),
     ],
 )
 def test_bad_config(call, error, message):

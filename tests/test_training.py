@@ -17,19 +17,18 @@ import torch
 from _dist_utils import run_distributed
 
 from cosmos_kernels.pipelines import HashTextEncoder
+from cosmos_kernels.tools.train import add_train_arguments, run_train
 from cosmos_kernels.training import (
     EMA,
     DataConfig,
     LRSchedule,
     Stage,
     TrainConfig,
-    add_train_arguments,
     domain_cursor,
     latest_checkpoint,
     load_trainer_state,
     plot_losses,
     read_jsonl,
-    run_train,
     step_domain,
     train,
 )

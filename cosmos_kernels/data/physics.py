@@ -14,8 +14,7 @@ is at j + 0.5. :class:`PhysicsScene` keeps the simulated state (positions and ve
 radii, colors, collision events) so that evaluation can compare generated videos with the truth, e.g.
 through :func:`detect_balls`.
 
-This generator supersedes ``models.tokenizer_training.moving_shapes`` for training data: it has motion
-with structure (gravity, collisions) and captions.
+The tokenizer and the DiT train on these clips (``training.train_tokenizer``, ``training.train``).
 """
 
 from collections.abc import Mapping, Sequence
@@ -226,8 +225,7 @@ def physics_batch(
     config: PhysicsConfig | None = None,
 ) -> tuple[Tensor, list[str]]:
     """``batch`` clips stacked into a (batch, 3, num_frames, height, width) float32 video in [-1, 1],
-    and their captions; clip i is ``physics_clip(..., seed=[seed, i])``. A drop-in for
-    ``moving_shapes`` where a training loop wants one tensor."""
+    and their captions; clip i is ``physics_clip(..., seed=[seed, i])``."""
     if batch < 1:
         raise ValueError(f"physics_batch: batch must be positive, got {batch}")
     clips = [physics_clip(num_frames, height, width, [seed, i], config) for i in range(batch)]

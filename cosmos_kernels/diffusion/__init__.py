@@ -28,13 +28,27 @@ from cosmos_kernels.diffusion.loss import (
     normalize_domain_latents,
     sample_training_sigma,
 )
-from cosmos_kernels.diffusion.samplers import SAMPLERS, initial_noise, karras_sigmas, run_sampler, sample
+from cosmos_kernels.diffusion.samplers import (
+    NUM_STEPS,
+    RHO,
+    SAMPLERS,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    initial_noise,
+    karras_sigmas,
+    run_sampler,
+    sample,
+)
 
 __all__ = [
     "AUGMENT_SIGMA",
     "GUIDANCE",
+    "NUM_STEPS",
+    "RHO",
     "SAMPLERS",
     "SIGMA_DATA",
+    "SIGMA_MAX",
+    "SIGMA_MIN",
     "EDMDenoiser",
     "EDMLossParts",
     "FourierFeatures",

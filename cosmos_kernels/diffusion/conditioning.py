@@ -17,15 +17,23 @@ One departure: model_v2w.py at the snapshot in docs/COSMOS.md writes the replace
 ``(gt - c_skip x) / c_out``, which does and is what this module does (in x0 space).
 """
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from cosmos_kernels.checks import check_int, check_number
 from cosmos_kernels.diffusion.edm import SIGMA_DATA, batch_sigma, per_sample
 from cosmos_kernels.diffusion.guidance import GUIDANCE, guided_denoiser
-from cosmos_kernels.diffusion.samplers import as_generator, initial_noise, sample
+from cosmos_kernels.diffusion.samplers import (
+    NUM_STEPS,
+    RHO,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    as_generator,
+    initial_noise,
+    sample,
+)
 
 Tensor = torch.Tensor
 AUGMENT_SIGMA = 0.001
@@ -93,20 +101,15 @@ def _check_latent(latent: object, name: str) -> Tensor:
     return latent
 
 
-def _check_count(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 def num_condition_latent_frames(num_input_frames: int, temporal_compression: int = 8) -> int:
     """Latent frames that ``num_input_frames`` video frames encode to: 1 + (n - 1) / 8 for CV8x8x8.
 
     The causal tokenizer encodes the first frame alone, then 8 frames per latent frame: Cosmos's
     Video2World takes 1 or 9 input frames, i.e. 1 or 2 condition latent frames.
     """
-    _check_count(num_input_frames, "num_input_frames", 1)
-    _check_count(temporal_compression, "temporal_compression", 1)
+    op = "num_condition_latent_frames"
+    check_int(op, "num_input_frames", num_input_frames, 1)
+    check_int(op, "temporal_compression", temporal_compression, 1)
     if (num_input_frames - 1) % temporal_compression:
         raise ValueError(
             f"num_input_frames must be 1 + {temporal_compression} k for a causal tokenizer, "
@@ -131,19 +134,17 @@ def video2world_condition(
     once here from ``generator`` (a seed draws on the CPU).
     """
     latent = _check_latent(condition_latent, "condition_latent")
-    _check_count(num_frames, "num_frames", 2)
+    op = "video2world_condition"
+    check_int(op, "num_frames", num_frames, 2)
     n = latent.shape[2] if num_condition_frames is None else num_condition_frames
-    _check_count(n, "num_condition_frames", 1)
+    check_int(op, "num_condition_frames", n, 1)
     if n > latent.shape[2]:
         raise ValueError(f"num_condition_frames={n} but condition_latent holds {latent.shape[2]} frames")
     if n >= num_frames:
         raise ValueError(
             f"the condition frames ({n}) must be fewer than the frames to generate (num_frames={num_frames})"
         )
-    if isinstance(augment_sigma, bool) or not isinstance(augment_sigma, int | float):
-        raise TypeError(f"augment_sigma must be a number, got {augment_sigma!r}")
-    if not 0 <= augment_sigma < math.inf:
-        raise ValueError(f"augment_sigma must be finite and >= 0, got {augment_sigma}")
+    check_number(op, "augment_sigma", augment_sigma, minimum=0)
     b, c, _, h, w = latent.shape
     padded = latent.new_zeros(b, c, num_frames, h, w, dtype=torch.float32)
     padded[:, :, :n] = latent[:, :, :n]
@@ -177,8 +178,9 @@ def video2world_training_condition(
     training config. Pass it to ``edm_training_loss(..., video_condition=...)``.
     """
     x0 = _check_latent(x0, "x0")
-    _check_count(min_condition_frames, "min_condition_frames", 0)
-    _check_count(max_condition_frames, "max_condition_frames", min_condition_frames)
+    op = "video2world_training_condition"
+    check_int(op, "min_condition_frames", min_condition_frames, 0)
+    check_int(op, "max_condition_frames", max_condition_frames, min_condition_frames)
     if max_condition_frames >= x0.shape[2]:
         raise ValueError(
             f"max_condition_frames ({max_condition_frames}) must be below the latent frames ({x0.shape[2]})"
@@ -210,10 +212,10 @@ def sample_video2world(
     guidance: float = GUIDANCE,
     negative_crossattn_emb: Tensor | None = None,
     sampler: str = "euler",
-    num_steps: int = 35,
-    sigma_min: float = 0.0002,
-    sigma_max: float = 80.0,
-    rho: float = 7.0,
+    num_steps: int = NUM_STEPS,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
     generator: torch.Generator | int | None = None,
     progress: bool = False,
     **conditions: object,

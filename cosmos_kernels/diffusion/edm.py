@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from cosmos_kernels.checks import check_int, check_number
+
 Tensor = torch.Tensor
 SIGMA_DATA = 0.5
 
@@ -25,18 +27,13 @@ def _is_compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def _check_sigma_data(sigma_data: float) -> None:
-    if isinstance(sigma_data, bool) or not isinstance(sigma_data, int | float) or not sigma_data > 0:
-        raise ValueError(f"sigma_data must be a positive number, got {sigma_data!r}")
-
-
 def as_sigma(sigma: Tensor | float, name: str = "sigma") -> Tensor:
     """``sigma`` as a tensor of at least float32 precision (float64 stays float64), checked positive.
 
     The check reads the values, which synchronizes with the device; it is skipped under torch.compile.
     """
-    if isinstance(sigma, bool) or not isinstance(sigma, Tensor | int | float):
-        raise TypeError(f"{name} must be a number or a tensor, got {type(sigma).__name__}")
+    if not isinstance(sigma, Tensor):
+        sigma = check_number("as_sigma", name, sigma, positive=True)
     sigma = torch.as_tensor(sigma)
     if not sigma.is_floating_point():
         sigma = sigma.float()
@@ -50,7 +47,7 @@ def edm_scalings(
     sigma: Tensor | float, sigma_data: float = SIGMA_DATA
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(c_skip, c_out, c_in, c_noise) of EDM, each shaped like ``sigma`` (float32, or float64 if given)."""
-    _check_sigma_data(sigma_data)
+    check_number("edm_scalings", "sigma_data", sigma_data, positive=True)
     sigma = as_sigma(sigma)
     total = sigma**2 + sigma_data**2
     c_skip = sigma_data**2 / total
@@ -62,7 +59,7 @@ def edm_scalings(
 
 def loss_weight(sigma: Tensor | float, sigma_data: float = SIGMA_DATA) -> Tensor:
     """EDM's per-sigma loss weight lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2."""
-    _check_sigma_data(sigma_data)
+    check_number("loss_weight", "sigma_data", sigma_data, positive=True)
     sigma = as_sigma(sigma)
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
@@ -103,7 +100,7 @@ class EDMDenoiser(nn.Module):
         super().__init__()
         if not callable(net):
             raise TypeError(f"net must be callable, got {type(net).__name__}")
-        _check_sigma_data(sigma_data)
+        check_number("EDMDenoiser", "sigma_data", sigma_data, positive=True)
         self.net = net
         self.sigma_data = float(sigma_data)
 
@@ -155,8 +152,7 @@ class FourierFeatures(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
-            raise ValueError(f"num_channels must be a positive int, got {num_channels!r}")
+        check_int("FourierFeatures", "num_channels", num_channels, 1)
         freqs = 2 * math.pi * bandwidth * torch.randn(num_channels, generator=generator)
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", 2 * math.pi * torch.rand(num_channels, generator=generator))

@@ -7,11 +7,11 @@ module guides x0 and can therefore wrap any ``EDMDenoiser``. The unconditional b
 embedding, Cosmos's dropped text condition, or a negative prompt's embedding when one is given.
 """
 
-import math
 from collections.abc import Callable, Mapping
 
 import torch
 
+from cosmos_kernels.checks import check_number
 from cosmos_kernels.diffusion.samplers import Denoise
 
 Tensor = torch.Tensor
@@ -47,8 +47,7 @@ def guided_denoiser(
     """
     if not callable(denoiser):
         raise TypeError(f"denoiser must be callable, got {type(denoiser).__name__}")
-    if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not math.isfinite(guidance):
-        raise ValueError(f"guidance must be a finite number, got {guidance!r}")
+    check_number("guided_denoiser", "guidance", guidance)
     if not isinstance(crossattn_emb, Tensor) or crossattn_emb.dim() < 1:
         raise TypeError("crossattn_emb must be a tensor (B, L, D)")
     batch = crossattn_emb.shape[0]

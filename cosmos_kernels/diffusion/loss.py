@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cosmos_kernels.checks import check_int
 from cosmos_kernels.diffusion.conditioning import VideoCondition
 from cosmos_kernels.diffusion.edm import SIGMA_DATA, EDMDenoiser, edm_scalings, loss_weight, per_sample
 from cosmos_kernels.diffusion.latents import normalize_latents
@@ -48,10 +49,8 @@ def sample_training_sigma(
 ) -> Tensor:
     """(B,) float32 training noise levels: exp(N(p_mean, p_std^2)), times sqrt(num_frames) when
     ``adjust_video_noise`` (Cosmos's video noise multiplier; an image, num_frames = 1, is unaffected)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
+    check_int("sample_training_sigma", "batch_size", batch_size, 1)
+    check_int("sample_training_sigma", "num_frames", num_frames, 1)
     if not (math.isfinite(p_mean) and math.isfinite(p_std) and p_std >= 0):
         raise ValueError(f"p_mean must be finite and p_std finite and >= 0, got {p_mean}, {p_std}")
     log_sigma = initial_noise((batch_size,), generator, device=device) * p_std + p_mean

@@ -14,24 +14,29 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from cosmos_kernels.checks import check_int, check_number, is_int
+
 Tensor = torch.Tensor
 Denoise = Callable[[Tensor, float], Tensor]
 Impose = Callable[[Tensor, float], Tensor]
 SAMPLERS = ("euler", "heun", "multistep")
+# Cosmos-1.0's sampling schedule (cosmos_predict1 inference CLI and EDMEulerScheduler).
+NUM_STEPS = 35
+SIGMA_MIN = 0.0002
+SIGMA_MAX = 80.0
+RHO = 7.0
 
 
 def _check_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> None:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    check_int("karras_sigmas", "num_steps", num_steps, 1)
     for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max), ("rho", rho)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        check_number("karras_sigmas", name, value, positive=True)
     if not sigma_min < sigma_max:
         raise ValueError(f"sigma_min ({sigma_min}) must be below sigma_max ({sigma_max})")
 
 
 def karras_sigmas(
-    num_steps: int, sigma_min: float = 0.0002, sigma_max: float = 80.0, rho: float = 7.0
+    num_steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO
 ) -> Tensor:
     """The (num_steps + 1,) float32 schedule sigma_max -> sigma_min, then exactly 0.
 
@@ -50,7 +55,7 @@ def as_generator(generator: torch.Generator | int | None) -> torch.Generator | N
     """An int seed as a CPU Generator seeded with it; a Generator or None unchanged."""
     if generator is None or isinstance(generator, torch.Generator):
         return generator
-    if isinstance(generator, bool) or not isinstance(generator, int):
+    if not is_int(generator):
         raise TypeError(f"generator must be None, an int seed or a torch.Generator, got {generator!r}")
     return torch.Generator().manual_seed(generator)
 
@@ -179,10 +184,10 @@ def sample(
     shape: Sequence[int],
     *,
     sampler: str = "euler",
-    num_steps: int = 35,
-    sigma_min: float = 0.0002,
-    sigma_max: float = 80.0,
-    rho: float = 7.0,
+    num_steps: int = NUM_STEPS,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
     generator: torch.Generator | int | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,

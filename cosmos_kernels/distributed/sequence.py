@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from cosmos_kernels.checks import check_int, is_int
 from cosmos_kernels.distributed._collective import ProcessGroup, agree, check_group, local_error
 from cosmos_kernels.distributed.ring_attention import ring_attention
 from cosmos_kernels.distributed.ulysses import ulysses_attention
@@ -27,18 +28,13 @@ def shard_sizes(length: int, group: ProcessGroup | None) -> list[int]:
     The first ``length % world`` ranks get one token more than the others.
     """
     group = check_group("shard_sizes", group)
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"shard_sizes: length must be an int >= 0, got {length!r}")
+    check_int("shard_sizes", "length", length, 0)
     world = dist.get_world_size(group)
     return [length // world + (rank < length % world) for rank in range(world)]
 
 
 def _normalize_dim(op: str, x: Tensor, dim: object) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
-        raise ValueError(
-            f"{op}: dim must be an int in [{-x.dim()}, {x.dim()}) for x of shape {tuple(x.shape)}"
-        )
-    return dim % x.dim()
+    return check_int(op, "dim", dim, -x.dim(), maximum=x.dim() - 1) % x.dim()
 
 
 def shard_sequence(
@@ -68,7 +64,7 @@ def shard_sequence(
     elif (
         not isinstance(sizes, Sequence)
         or len(sizes) != world
-        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes)
+        or not all(is_int(s) and s >= 0 for s in sizes)
         or sum(sizes) != x.shape[dim]
     ):
         raise ValueError(

@@ -1,10 +1,18 @@
 """Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
 tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
-world model shipped with the package (``load_tiny_world``)."""
+world model shipped with the package (``load_tiny_world``), and the text encoders that condition them."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
+from cosmos_kernels.models.text_encoders import (
+    MAX_TOKENS,
+    HashTextEncoder,
+    PromptUpsampler,
+    T5TextEncoder,
+    TextEncoder,
+    no_upsampling,
+)
 from cosmos_kernels.models.tiny_world import (
     load_tiny_world,
     tiny_world_dir,
@@ -30,6 +38,7 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 
 __all__ = [
     "DIT_CONFIGS",
+    "MAX_TOKENS",
     "TOKENIZER_CONFIGS",
     "ContinuousTokenizer",
     "Decoder",
@@ -38,8 +47,12 @@ __all__ = [
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",
+    "HashTextEncoder",
     "LoadedDiTState",
     "LoadedTokenizerState",
+    "PromptUpsampler",
+    "T5TextEncoder",
+    "TextEncoder",
     "TokenizerConfig",
     "build_dit",
     "build_tokenizer",
@@ -50,6 +63,7 @@ __all__ = [
     "load_cosmos_tokenizer_state_dict",
     "load_latent_stats",
     "load_tiny_world",
+    "no_upsampling",
     "normalize_latents",
     "tiny_world_dir",
     "tiny_world_manifest",

@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from cosmos_kernels import ops
+from cosmos_kernels.checks import check_int
 from cosmos_kernels.models._checks import named_config
 from cosmos_kernels.nn.dit_layers import (
     SUB_BLOCK_TYPES,
@@ -75,8 +76,7 @@ class DiTConfig:
                      "patch_spatial", "patch_temporal", "model_channels", "num_blocks", "num_heads",
                      "crossattn_emb_channels", "adaln_lora_dim"):  # fmt: skip
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DiT config: {name} must be a positive int, got {value!r}")
+            check_int("DiT config", name, value, 1)
         if self.model_channels % self.num_heads:
             raise ValueError(
                 f"DiT config: model_channels ({self.model_channels}) must be divisible by "

@@ -13,17 +13,15 @@ from the patch embedding gives a Text2World network computing the same function.
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import safetensors.torch
 import torch
 
 import cosmos_kernels
 from cosmos_kernels.models.dit import GeneralDIT, build_dit
+from cosmos_kernels.models.text_encoders import HashTextEncoder
 from cosmos_kernels.models.tokenizer import ContinuousTokenizer, build_tokenizer
-
-if TYPE_CHECKING:
-    from cosmos_kernels.pipelines.text import HashTextEncoder
 
 Tensor = torch.Tensor
 
@@ -55,13 +53,10 @@ def tiny_world_manifest(directory: str | Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def tiny_world_text_encoder(directory: str | Path | None = None) -> "HashTextEncoder":
+def tiny_world_text_encoder(directory: str | Path | None = None) -> HashTextEncoder:
     """The text encoder the shipped model was trained with: ``HashTextEncoder`` padding to the
     manifest's ``text_tokens`` (not T5's 512: the zero padding tokens take part in cross-attention,
     so sampling must pad as training did, and 24 tokens cost far less than 512 on a CPU)."""
-    # Imported here: pipelines imports models, so a module-level import would be circular.
-    from cosmos_kernels.pipelines.text import HashTextEncoder
-
     return HashTextEncoder(max_length=tiny_world_manifest(directory)["text_tokens"])
 
 

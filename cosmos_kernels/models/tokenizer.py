@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cosmos_kernels.checks import check_power_of_two
 from cosmos_kernels.models._checks import named_config
 from cosmos_kernels.nn import (
     AttnBlock,
@@ -52,9 +53,7 @@ VIDEO, IMAGE = "FACTORIZED", "Default"
 
 
 def _power_of_two_at_least(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value & (value - 1):
-        raise ValueError(f"TokenizerConfig: {name} must be a power of two >= {minimum}, got {value!r}")
-    return int(math.log2(value))
+    return int(math.log2(check_power_of_two("TokenizerConfig", name, value, minimum)))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from cosmos_kernels import ops
+from cosmos_kernels.checks import check_power_of_two
 
 Tensor = torch.Tensor
 
@@ -74,12 +75,7 @@ def _pair_mean(x: Tensor, dim: int) -> Tensor:
 
 def haar_levels(patch_size: int) -> int:
     """Haar levels of a patch size: Cosmos's patchers take patch sizes 2, 4, 8, ... as log2 levels."""
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 2:
-        raise ValueError(f"patch_size must be a power of two >= 2, got {patch_size!r}")
-    levels = int(math.log2(patch_size))
-    if 2**levels != patch_size:
-        raise ValueError(f"patch_size must be a power of two >= 2, got {patch_size}")
-    return levels
+    return int(math.log2(check_power_of_two("haar_levels", "patch_size", patch_size, 2)))
 
 
 class CausalConv3d(nn.Module):

@@ -1,6 +1,7 @@
-"""User-level generation: Text2World and Video2World pipelines and the text conditioning they take."""
+"""User-level generation: Text2World and Video2World pipelines, and (from ``models.text_encoders``) the
+text conditioning they take."""
 
-from cosmos_kernels.pipelines.text import (
+from cosmos_kernels.models.text_encoders import (
     MAX_TOKENS,
     HashTextEncoder,
     PromptUpsampler,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from cosmos_kernels.data.physics import PALETTE, detect_balls, label_palette_pixels, physics_clip
-from cosmos_kernels.models.tokenizer_training import psnr
+from cosmos_kernels.metrics import psnr
 from cosmos_kernels.pipelines.world import SamplingOptions, Text2WorldPipeline, Video2WorldPipeline
 
 Tensor = torch.Tensor

@@ -16,6 +16,10 @@ import torch
 from cosmos_kernels.diffusion import (
     AUGMENT_SIGMA,
     GUIDANCE,
+    NUM_STEPS,
+    RHO,
+    SIGMA_MAX,
+    SIGMA_MIN,
     EDMDenoiser,
     guided_denoiser,
     num_condition_latent_frames,
@@ -29,7 +33,7 @@ from cosmos_kernels.models import (
     denormalize_latents,
     normalize_latents,
 )
-from cosmos_kernels.pipelines.text import PromptUpsampler, TextEncoder, no_upsampling
+from cosmos_kernels.models.text_encoders import PromptUpsampler, TextEncoder, no_upsampling
 
 Tensor = torch.Tensor
 
@@ -49,12 +53,12 @@ class WorldSample:
 class SamplingOptions:
     """Cosmos's inference defaults (cosmos_predict1 inference CLI and EDMEulerScheduler)."""
 
-    num_steps: int = 35
+    num_steps: int = NUM_STEPS
     guidance: float = GUIDANCE
     sampler: str = "euler"
-    sigma_min: float = 0.0002
-    sigma_max: float = 80.0
-    rho: float = 7.0
+    sigma_min: float = SIGMA_MIN
+    sigma_max: float = SIGMA_MAX
+    rho: float = RHO
     fps: float = 24.0
 
     def schedule(self) -> dict[str, object]:

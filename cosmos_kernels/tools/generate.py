@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from cosmos_kernels.diffusion import NUM_STEPS
 from cosmos_kernels.models import (
     DIT_CONFIGS,
     ContinuousTokenizer,
@@ -237,7 +238,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Text2World width in pixels (default: the shipped tiny model's 32, else 64; Cosmos: 1280)",
     )
     generate.add_argument("--fps", type=int, default=24)
-    generate.add_argument("--steps", type=int, default=35, help="sampling steps (Cosmos: 35)")
+    generate.add_argument(
+        "--steps", type=int, default=NUM_STEPS, help=f"sampling steps (Cosmos: {NUM_STEPS})"
+    )
     generate.add_argument(
         "--guidance",
         type=float,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from cosmos_kernels.models.tokenizer_training import psnr, ssim
+from cosmos_kernels.metrics import psnr, ssim
 from cosmos_kernels.tools.common import (
     DTYPES,
     VIDEO_MODELS,

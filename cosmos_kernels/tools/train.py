@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from cosmos_kernels.models import HashTextEncoder, T5TextEncoder
 from cosmos_kernels.tools.common import reporting_errors
 from cosmos_kernels.training.config import TrainConfig, tiny_config
 from cosmos_kernels.training.logs import plot_losses
@@ -71,8 +72,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _text_encoder(args: argparse.Namespace, device: torch.device | None) -> TextEncoder:
-    from cosmos_kernels.pipelines.text import HashTextEncoder, T5TextEncoder
-
     if args.text_encoder == "hash":
         return HashTextEncoder(max_length=args.text_length)
     return T5TextEncoder(args.text_encoder, device=device or "cpu")

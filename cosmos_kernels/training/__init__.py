@@ -4,7 +4,7 @@ and decay, gradient clipping, an EMA of the weights, safetensors or sharded (FSD
 resume exactly, a JSONL log and its loss-curve PNG.
 
 ``train(config, text_encoder)`` is the Python API; ``cosmos-kernels train`` (``cosmos_kernels.tools.train``)
-the command line.
+the command line. ``train_tokenizer`` trains a tokenizer on physics clips, in phases.
 """
 
 from cosmos_kernels.training.checkpoint import latest_checkpoint, load_trainer_state, load_weights
@@ -12,6 +12,12 @@ from cosmos_kernels.training.config import DataConfig, Stage, TrainConfig, tiny_
 from cosmos_kernels.training.ema import EMA
 from cosmos_kernels.training.logs import plot_losses, read_jsonl
 from cosmos_kernels.training.schedule import LRSchedule, domain_cursor, step_domain
+from cosmos_kernels.training.tokenizer import (
+    TokenizerPhase,
+    physics_tokenizer_batch,
+    pooled_video_target,
+    train_tokenizer,
+)
 from cosmos_kernels.training.trainer import EDMTrainModule, TrainResult, default_datasets, train
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "EDMTrainModule",
     "LRSchedule",
     "Stage",
+    "TokenizerPhase",
     "TrainConfig",
     "TrainResult",
     "default_datasets",
@@ -27,9 +34,12 @@ __all__ = [
     "latest_checkpoint",
     "load_trainer_state",
     "load_weights",
+    "physics_tokenizer_batch",
     "plot_losses",
+    "pooled_video_target",
     "read_jsonl",
     "step_domain",
     "tiny_config",
     "train",
+    "train_tokenizer",
 ]

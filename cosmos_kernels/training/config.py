@@ -11,12 +11,12 @@ names any missing or unknown field.
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosmos_kernels.checks import check_int, check_number
 from cosmos_kernels.data.buckets import ASPECT_RATIOS
 from cosmos_kernels.models.dit import DiTConfig, dit_config
 from cosmos_kernels.models.tokenizer import tokenizer_config
@@ -24,16 +24,6 @@ from cosmos_kernels.models.tokenizer import tokenizer_config
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("bf16", "fp32")
 DOMAINS = ("video", "image")
-
-
-def _positive_int(owner: str, name: str, value: object, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
-
-
-def _number(owner: str, name: str, value: object, low: float, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ValueError(f"{owner}: {name} must be a number in [{low}, {high}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -64,18 +54,18 @@ class Stage:
 
     def __post_init__(self) -> None:
         owner = "Stage"
-        _positive_int(owner, "resolution", self.resolution, 16)
+        check_int(owner, "resolution", self.resolution, 16)
         if self.resolution % 16:
             raise ValueError(f"{owner}: resolution must be a multiple of 16, got {self.resolution}")
-        _positive_int(owner, "frames", self.frames)
-        _positive_int(owner, "steps", self.steps)
-        _number(owner, "lr", self.lr, 0.0)
+        check_int(owner, "frames", self.frames, 1)
+        check_int(owner, "steps", self.steps, 1)
+        check_number(owner, "lr", self.lr, minimum=0.0)
         if self.lr == 0:
             raise ValueError(f"{owner}: lr must be positive, got {self.lr}")
-        _positive_int(owner, "batch_size", self.batch_size)
+        check_int(owner, "batch_size", self.batch_size, 1)
         if self.image_batch_size is not None:
-            _positive_int(owner, "image_batch_size", self.image_batch_size)
-        _number(owner, "image_ratio", self.image_ratio, 0.0, 1.0)
+            check_int(owner, "image_batch_size", self.image_batch_size, 1)
+        check_number(owner, "image_ratio", self.image_ratio, minimum=0.0, maximum=1.0)
         if self.image_ratio < 1 and self.frames == 1:
             raise ValueError(f"{owner}: frames must be > 1 for video batches (image_ratio < 1), got 1")
         if (
@@ -87,10 +77,10 @@ class Stage:
                 f"{owner}: aspect_ratios must be a non-empty list of {list(ASPECT_RATIOS)}, "
                 f"got {self.aspect_ratios!r}"
             )
-        _positive_int(owner, "warmup_steps", self.warmup_steps, 0)
+        check_int(owner, "warmup_steps", self.warmup_steps, 0)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"{owner}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        _number(owner, "min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_number(owner, "min_lr_ratio", self.min_lr_ratio, minimum=0.0, maximum=1.0)
 
     def batch_size_for(self, domain: str) -> int:
         """Samples per batch of ``domain`` ("video" or "image")."""
@@ -114,8 +104,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
             raise ValueError(f"DataConfig: source must be 'physics' or a folder path, got {self.source!r}")
-        _positive_int("DataConfig", "length", self.length)
-        _positive_int("DataConfig", "num_workers", self.num_workers, 0)
+        check_int("DataConfig", "length", self.length, 1)
+        check_int("DataConfig", "num_workers", self.num_workers, 0)
 
 
 @dataclass(frozen=True)
@@ -194,31 +184,31 @@ class TrainConfig:
         unknown = sorted(set(self.latent_stats) - set(DOMAINS))
         if unknown:
             raise ValueError(f"{owner}: latent_stats keys must be among {DOMAINS}, got {unknown}")
-        _positive_int(owner, "seed", self.seed, 0)
+        check_int(owner, "seed", self.seed, 0)
         if self.precision not in PRECISIONS:
             raise ValueError(f"{owner}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"{owner}: betas must be two numbers in [0, 1), got {self.betas!r}")
         object.__setattr__(self, "betas", tuple(self.betas))
-        _number(owner, "eps", self.eps, 0.0)
-        _number(owner, "weight_decay", self.weight_decay, 0.0)
+        check_number(owner, "eps", self.eps, minimum=0.0)
+        check_number(owner, "weight_decay", self.weight_decay, minimum=0.0)
         if self.grad_clip is not None:
-            _number(owner, "grad_clip", self.grad_clip, 0.0)
-        _number(owner, "ema_decay", self.ema_decay, 0.0, 1.0)
-        _number(owner, "p_std", self.p_std, 0.0)
-        _number(owner, "p_mean", self.p_mean, -math.inf)
-        _number(owner, "text_dropout", self.text_dropout, 0.0, 1.0)
+            check_number(owner, "grad_clip", self.grad_clip, minimum=0.0)
+        check_number(owner, "ema_decay", self.ema_decay, minimum=0.0, maximum=1.0)
+        check_number(owner, "p_std", self.p_std, minimum=0.0)
+        check_number(owner, "p_mean", self.p_mean)
+        check_number(owner, "text_dropout", self.text_dropout, minimum=0.0, maximum=1.0)
         if self.video2world and not net.video_extend:
             raise ValueError(
                 f"{owner}: video2world=True needs a Video2World model (e.g. model='tiny-video2world'), "
                 f"got model={self.model!r}"
             )
-        _positive_int(owner, "min_condition_frames", self.min_condition_frames, 0)
-        _positive_int(owner, "max_condition_frames", self.max_condition_frames, self.min_condition_frames)
-        _number(owner, "condition_dropout", self.condition_dropout, 0.0, 1.0)
-        _positive_int(owner, "context_parallel", self.context_parallel)
-        _positive_int(owner, "log_every", self.log_every)
-        _positive_int(owner, "checkpoint_every", self.checkpoint_every, 0)
+        check_int(owner, "min_condition_frames", self.min_condition_frames, 0)
+        check_int(owner, "max_condition_frames", self.max_condition_frames, self.min_condition_frames)
+        check_number(owner, "condition_dropout", self.condition_dropout, minimum=0.0, maximum=1.0)
+        check_int(owner, "context_parallel", self.context_parallel, 1)
+        check_int(owner, "log_every", self.log_every, 1)
+        check_int(owner, "checkpoint_every", self.checkpoint_every, 0)
 
     def dit_config(self) -> DiTConfig:
         """The network's ``models.DiTConfig``: ``model`` with ``model_overrides`` applied."""
@@ -307,8 +297,7 @@ def _stage(data: object, where: str) -> Stage:
 def tiny_config(steps: int = 200) -> TrainConfig:
     """A two-stage run of the tiny DiT on synthetic physics clips, minutes on a CPU: 9-frame clips at
     32 px with a quarter of the batches images, then 17-frame clips at 48 px."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"tiny_config: steps must be an int >= 2, got {steps!r}")
+    check_int("tiny_config", "steps", steps, 2)
     first = steps // 2
     return TrainConfig(
         stages=(

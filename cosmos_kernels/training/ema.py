@@ -5,6 +5,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from cosmos_kernels.checks import check_number
+
 Tensor = torch.Tensor
 
 
@@ -18,9 +20,7 @@ class EMA:
     """
 
     def __init__(self, module: nn.Module, decay: float) -> None:
-        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1:
-            raise ValueError(f"EMA: decay must be a number in [0, 1], got {decay!r}")
-        self.decay = float(decay)
+        self.decay = check_number("EMA", "decay", decay, minimum=0, maximum=1)
         self.shadow: dict[str, Tensor] = {
             name: param.detach().clone() for name, param in module.named_parameters()
         }

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from cosmos_kernels import distributed
+from cosmos_kernels.checks import check_optional_int
 from cosmos_kernels.data import BucketBatchSampler, PhysicsVideoDataset, VideoFolderDataset, collate
 from cosmos_kernels.data.buckets import BucketedDataset
 from cosmos_kernels.diffusion import (
@@ -435,10 +436,7 @@ def train(
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not callable(text_encoder):
         raise TypeError(f"text_encoder must be callable (captions -> (emb, mask)), got {text_encoder!r}")
-    if stop_after is not None and (
-        isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0
-    ):
-        raise ValueError(f"stop_after must be an int >= 0 or None, got {stop_after!r}")
+    check_optional_int("train", "stop_after", stop_after, 0)
     device = _default_device() if device is None else torch.device(device)
     parallel = _parallel(config, device)
     out = None if output_dir is None else Path(output_dir)
