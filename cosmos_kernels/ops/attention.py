@@ -38,6 +38,7 @@ from cosmos_kernels.ops._checks import (
     fast_dtype_reason,
     last_dim_contiguous,
 )
+from cosmos_kernels.ops.attention_8bit import attention_8bit, check_precision
 from cosmos_kernels.reference.attention import attention_prologue
 
 # The fast backends ``auto`` tries for ``attention``, fastest first. No CUDA C++ kernel: on an H100 our
@@ -592,6 +593,7 @@ def attention(
     k_lengths: Tensor | None = None,
     return_lse: bool = False,
     backend: str = "auto",
+    precision: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Softmax attention with optional per-head RMSNorm of q and k and RoPE, in the BSHD layout.
 
@@ -608,6 +610,8 @@ def attention(
         return_lse: also return the log-sum-exp of each row's scaled scores, for merging partial
             attention results (ring attention); -inf for rows with no key.
         backend: "auto", "triton" or "torch".
+        precision: None for exact attention; "qk-int8" or "qk-int8-pv-fp8" for 8-bit attention, an
+            inference feature (no gradients) for head dims 64 and 128 (ops/attention_8bit.py).
     Returns:
         out (B, Sq, H, D) in q's dtype, computed in float32; with ``return_lse`` also lse (B, H, Sq)
         in float32 (float64 for float64 input). Gradients flow to q, k, v and both norm weights
@@ -653,6 +657,12 @@ def attention(
         _check_k_lengths(op, k_lengths, batch, seq_k, q.device)
     if not isinstance(return_lse, bool):
         raise TypeError(f"{op}: return_lse must be a bool, got {type(return_lse).__name__}")
+    if check_precision(op, precision) is not None:
+        return attention_8bit(
+            q, k, v, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight, norm_eps=norm_eps,
+            rope_cos=rope_cos, rope_sin=rope_sin, softmax_scale=softmax_scale, k_lengths=k_lengths,
+            return_lse=return_lse, precision=precision, backend=backend,
+        )  # fmt: skip
     chosen = resolve_backend(
         backend, q.device, op=op, preference=PREFERENCE, input_reason=_fast_input_reason(q, rope_cos)
     )
