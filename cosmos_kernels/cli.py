@@ -483,6 +483,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     )
 
     net, shipped = _world_model(args, console)
+    net.attention_precision = args.attention_precision
     video2world = net.config.video_extend
     if video2world != (args.input_video is not None):
         raise CliError(
@@ -692,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default=None, help="default: cuda when present, else cpu")
     generate.add_argument(
         "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"
+    )
+    generate.add_argument(
+        "--attention-precision",
+        choices=("qk-int8", "qk-int8-pv-fp8"),
+        default=None,
+        help="8-bit attention (INT8 QK^T, optionally FP8 PV); default: exact",
     )
     generate.set_defaults(func=cmd_generate)
     train = sub.add_parser(

@@ -611,7 +611,7 @@ def attention(
             attention results (ring attention); -inf for rows with no key.
         backend: "auto", "triton" or "torch".
         precision: None for exact attention; "qk-int8" or "qk-int8-pv-fp8" for 8-bit attention, an
-            inference feature (no gradients) for head dims 64 and 128 (ops/attention_8bit.py).
+            inference feature (no gradients) for head dims 32, 64 and 128 (ops/attention_8bit.py).
     Returns:
         out (B, Sq, H, D) in q's dtype, computed in float32; with ``return_lse`` also lse (B, H, Sq)
         in float32 (float64 for float64 input). Gradients flow to q, k, v and both norm weights

@@ -77,9 +77,13 @@ class WorldPipeline:
         prompt_upsampler: PromptUpsampler = no_upsampling,
         temporal_compression: int = 8,
         spatial_compression: int = 8,
+        attention_precision: str | None = None,
     ) -> None:
         if not isinstance(net, GeneralDIT):
             raise TypeError(f"net must be a GeneralDIT (from build_dit), got {type(net).__name__}")
+        if attention_precision is not None:
+            # The network's attention layers run at this 8-bit precision from now on (inference only).
+            net.attention_precision = attention_precision
         if getattr(text_encoder, "width", None) != net.config.crossattn_emb_channels:
             raise ValueError(
                 f"the text encoder's width {getattr(text_encoder, 'width', None)} must equal the network's "

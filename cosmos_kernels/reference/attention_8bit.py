@@ -32,7 +32,8 @@ import torch
 from cosmos_kernels.reference.attention import attention_prologue
 
 PRECISIONS = ("qk-int8", "qk-int8-pv-fp8")
-HEAD_DIMS = (64, 128)
+# Cosmos-7B/14B use 128; 32 is the shipped tiny world model's (its end-to-end figures need it).
+HEAD_DIMS = (32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # The Triton kernel's tiles: one scale per block of this many query (key) rows per (batch, head).
 QUERY_BLOCK = 128

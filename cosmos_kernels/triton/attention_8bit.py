@@ -23,7 +23,7 @@ Traffic at the Cosmos-7B shape (bf16, B=1, S=56,320, 32 x 128 heads, 231 MB per 
 k (231 MB), pass 2 reads q and k and writes half as much in INT8 (693 MB), pass 3 reads and writes v
 (FP8 PV: 231 + 231 + 115 MB); the exact prologue moves 924 MB for q and k.
 
-The launchers trust the caller (``cosmos_kernels.ops.attention_8bit``): D in (64, 128); q, k, v of one
+The launchers trust the caller (``cosmos_kernels.ops.attention_8bit``): D in (32, 64, 128); q, k, v of one
 dtype among float16/bfloat16/float32 with unit stride in D; weights (D,) contiguous or None; tables
 (S, D/2) float32 with unit stride in the last dim or None; k_lengths (B,) int32/int64 in [0, Sk].
 """
@@ -299,7 +299,7 @@ def _attention_8bit_kernel(
 
 def _warps_and_stages(D: int) -> dict:
     # SageAttention 1.0.6's Triton kernels use these for the same (128, 64) tile.
-    return {"num_warps": 4, "num_stages": 3} if D == 64 else {"num_warps": 8, "num_stages": 4}
+    return {"num_warps": 4, "num_stages": 3} if D <= 64 else {"num_warps": 8, "num_stages": 4}
 
 
 def _tables(cos: torch.Tensor | None, sin: torch.Tensor | None, like: torch.Tensor) -> tuple:
