@@ -19,13 +19,18 @@ OPS = [
     "qk_norm_rope",
     "attention fwd",
     "attention fwd+bwd",
+    "attention qk-int8 fwd",
+    "attention qk-int8-pv-fp8 fwd",
     "tokenizer encode",
     "tokenizer decode",
     "dit block fwd",
     "dit block fwd+bwd",
 ]
 OURS = ["triton", "cuda", "auto"]
-PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3"]
+PEERS = [
+    "eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3",
+    "exact", "sageattention",
+]  # fmt: skip
 _cache: dict = {}
 
 

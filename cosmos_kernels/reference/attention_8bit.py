@@ -11,8 +11,9 @@ The quantization (SageAttention's, Zhang et al. 2024, with its FP8 PV from SageA
   of a row by the same q'.mean), and it removes the component all keys share, which would otherwise use
   up INT8's range. Keys past ``k_lengths[b]`` become zeros.
 - q' and k' become INT8 with one float32 scale per block of ``query_block`` (``key_block``) rows per
-  (batch, head), the attention kernel's tiles: scale = amax / 127, code = x * (127 / amax) rounded half
-  away from zero (Triton's float-to-int cast truncates; +-0.5 first). q's stored scale also carries
+  (batch, head), 64 each (the attention kernel's key tile, half its query tile): scale = amax / 127,
+  code = x * (127 / amax) rounded half away from zero (Triton's float-to-int cast truncates; +-0.5
+  first). q's stored scale also carries
   softmax_scale * log2(e), so the kernel's scores are in the log2 domain of exp2.
 - ``qk-int8``: P (float32) is rounded to v's dtype and multiplied by v (float32 accumulation).
   ``qk-int8-pv-fp8``: v becomes FP8 e4m3 with one scale per channel per (batch, head),
@@ -35,8 +36,10 @@ PRECISIONS = ("qk-int8", "qk-int8-pv-fp8")
 # Cosmos-7B/14B use 128; 32 is the shipped tiny world model's (its end-to-end figures need it).
 HEAD_DIMS = (32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# The Triton kernel's tiles: one scale per block of this many query (key) rows per (batch, head).
-QUERY_BLOCK = 128
+# One scale per block of this many query (key) rows per (batch, head): the key block is the attention
+# kernel's key tile; its query tile of 128 rows holds two query blocks. A scale per 128 query rows
+# would need the prologue to hold a 128-row tile, and its pass spills then (ptxas, sm_90, D = 128).
+QUERY_BLOCK = 64
 KEY_BLOCK = 64
 INT8_MAX = 127.0
 FP8_MAX = 448.0

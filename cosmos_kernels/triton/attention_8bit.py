@@ -9,7 +9,8 @@ Passes, for q (B, Sq, H, D), k and v (B, Sk, H, D):
    the per-channel amax of |v|. This is the one extra read the mean costs: k once more (and v).
 2. ``_quantize_rows_kernel`` for q and for k: RMSNorm + RoPE again (cheaper than writing k' and reading
    it back), k's mean subtracted, then INT8 codes with one scale per block of QUERY_BLOCK (KEY_BLOCK)
-   rows per head, the attention kernel's tiles. q's scales carry softmax_scale * log2(e). With
+   rows per head: the key block is the attention kernel's key tile, its 128-row query tile holds two
+   query blocks (one 128-row block spills the prologue). q's scales carry softmax_scale * log2(e). With
    ``return_lse`` q's pass also writes softmax_scale * q'.mean per row, what the lse gets back. Each
    program walks all heads of its rows, as in ``qk_norm_rope.py``, so the RoPE tables are read once.
 3. ``_quantize_v_kernel`` (FP8 PV only): v * (448 / amax) in e4m3, written transposed (B, H, D, Sk) so
@@ -20,8 +21,9 @@ Passes, for q (B, Sq, H, D), k and v (B, Sk, H, D):
    and PV in v's dtype or, P * 256 cast to e4m3, an FP8 dot accumulated in float32.
 
 Traffic at the Cosmos-7B shape (bf16, B=1, S=56,320, 32 x 128 heads, 231 MB per tensor): pass 1 reads
-k (231 MB), pass 2 reads q and k and writes half as much in INT8 (693 MB), pass 3 reads and writes v
-(FP8 PV: 231 + 231 + 115 MB); the exact prologue moves 924 MB for q and k.
+k (231 MB; with FP8 PV v too, 231 MB), pass 2 reads q and k and writes them in INT8 (462 + 231 MB),
+pass 3 reads v and writes FP8 (231 + 115 MB): 924 MB for qk-int8, 1.5 GB for FP8 PV, against 924 MB
+for the exact prologue of q and k.
 
 The launchers trust the caller (``cosmos_kernels.ops.attention_8bit``): D in (32, 64, 128); q, k, v of one
 dtype among float16/bfloat16/float32 with unit stride in D; weights (D,) contiguous or None; tables
@@ -47,6 +49,8 @@ from cosmos_kernels.reference.attention_8bit import (
 from cosmos_kernels.triton.attention import _strides
 from cosmos_kernels.triton.qk_norm_rope import _load_halves, _load_tables, _rstd
 
+# Query rows per attention program, QUERY_BLOCK's multiple: SageAttention's tile.
+_BLOCK_M = 128
 # Rows per program of the statistics and v passes: as the exact prologue's measured tile.
 _STATS_ROWS = 32
 # Whether a float32 -> e4m3 cast rounds correctly: on GPUs, not in the interpreter (see _to_e4m3).
@@ -221,7 +225,7 @@ def _attention_8bit_block(
     k_tile = k_ptr + (offs_n * stride_ks)[:, None] + offs_d[None, :]
     k = tl.load(k_tile, mask=n_ok[:, None], other=0) if MASKED else tl.load(k_tile)
     k_scale = tl.load(ks_ptr + start_n // BLOCK_N)
-    s = tl.dot(q, tl.trans(k), out_dtype=tl.int32).to(tl.float32) * (q_scale * k_scale)
+    s = tl.dot(q, tl.trans(k), out_dtype=tl.int32).to(tl.float32) * (q_scale * k_scale)[:, None]
     if MASKED:
         s = tl.where(n_ok[None, :], s, float("-inf"))
     # Every block in the loop has a valid key, so m_new is finite.
@@ -245,7 +249,8 @@ def _attention_8bit_kernel(
     stride_vb, stride_vh, stride_vs, stride_vd, stride_ob, stride_os, stride_oh,
     H, Sq, Sk,
     D: tl.constexpr, HAS_KLEN: tl.constexpr, PV_FP8: tl.constexpr, EXACT_CAST: tl.constexpr,
-    SHIFT: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    SHIFT: tl.constexpr, PRECISION: tl.constexpr, QUERY_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -263,7 +268,8 @@ def _attention_8bit_kernel(
     m_ok = offs_m < Sq
     offs_d = tl.arange(0, D)
     q = tl.load(q_ptr + (offs_m * H * D)[:, None] + offs_d[None, :], mask=m_ok[:, None], other=0)
-    q_scale = tl.load(qs_ptr + bh.to(tl.int64) * tl.cdiv(Sq, BLOCK_M) + pid_m)
+    # One q scale per QUERY_BLOCK rows: a tile of BLOCK_M rows holds BLOCK_M // QUERY_BLOCK of them.
+    q_scale = tl.load(qs_ptr + bh.to(tl.int64) * tl.cdiv(Sq, QUERY_BLOCK) + offs_m // QUERY_BLOCK, mask=m_ok)
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -298,8 +304,13 @@ def _attention_8bit_kernel(
 
 
 def _warps_and_stages(D: int) -> dict:
-    # SageAttention 1.0.6's Triton kernels use these for the same (128, 64) tile.
-    return {"num_warps": 4, "num_stages": 3} if D <= 64 else {"num_warps": 8, "num_stages": 4}
+    # Compiled ahead of time for sm_90a (triton 3.9 here; the GPU image has 3.6, unchecked): at 4 warps
+    # every variant spills 256-744 bytes (SageAttention 1.0.6's own kernel, at its 4 warps for D = 64
+    # and 8 for D = 128: 704 and 432 bytes); at 8 warps D = 64 takes 223-252 registers and no spill
+    # at any stage count, D = 128 255 registers and 8 (bf16 PV) or 32 (FP8 PV) bytes of stack at 2
+    # stages, 24 and 40 at 3 or 4. Both wgmma kinds are used: m64n64k32.s32.s8.s8 for QK^T,
+    # m64n128k32.f32.e4m3.e4m3 (FP8 PV) or m64n128k16.f32.bf16.bf16 for PV.
+    return {"num_warps": 8, "num_stages": 3} if D <= 64 else {"num_warps": 8, "num_stages": 2}
 
 
 def _tables(cos: torch.Tensor | None, sin: torch.Tensor | None, like: torch.Tensor) -> tuple:
@@ -369,7 +380,7 @@ def attention_8bit(
         v_in = empty_output((B, H, D, Sk), q, torch.float8_e4m3fn)
         _quantize_v_kernel[(triton.cdiv(Sk, _STATS_ROWS), B)](
             v, FP8_MAX / amax.clamp_min(AMAX_FLOOR), klen, v_in, *_strides(v), H, Sk,
-            D=D, HAS_KLEN=has_klen, EXACT_CAST=_EXACT_CAST, BLOCK_S=_STATS_ROWS, num_warps=4,
+            D=D, HAS_KLEN=has_klen, EXACT_CAST=_EXACT_CAST, BLOCK_S=_STATS_ROWS, num_warps=8,
         )  # fmt: skip
         v_strides = (H * D * Sk, D * Sk, 1, Sk)  # batch, head, sequence, channel
     else:
@@ -378,11 +389,11 @@ def attention_8bit(
 
     out = empty_output(q.shape, q)
     lse = empty_output((B, H, Sq), q, torch.float32)
-    _attention_8bit_kernel[(triton.cdiv(Sq, QUERY_BLOCK), B * H)](
+    _attention_8bit_kernel[(triton.cdiv(Sq, _BLOCK_M), B * H)](
         q_codes, k_codes, v_in, q_scale, k_scale, v_scale, shift, klen, out, lse,
         *v_strides, *_strides(out), H, Sq, Sk,
         D=D, HAS_KLEN=has_klen, PV_FP8=pv_fp8, EXACT_CAST=_EXACT_CAST, SHIFT=return_lse,
         PRECISION="ieee" if q.dtype == torch.float32 else None,
-        BLOCK_M=QUERY_BLOCK, BLOCK_N=KEY_BLOCK, **_warps_and_stages(D),
+        QUERY_BLOCK=QUERY_BLOCK, BLOCK_M=_BLOCK_M, BLOCK_N=KEY_BLOCK, **_warps_and_stages(D),
     )  # fmt: skip
     return out, lse
