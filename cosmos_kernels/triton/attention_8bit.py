@@ -20,10 +20,10 @@ Passes, for q (B, Sq, H, D), k and v (B, Sk, H, D):
    INT8 dot accumulated in int32 times (q scale * k scale) per block pair, online softmax in float32,
    and PV in v's dtype or, P * 256 cast to e4m3, an FP8 dot accumulated in float32.
 
-Traffic at the Cosmos-7B shape (bf16, B=1, S=56,320, 32 x 128 heads, 231 MB per tensor): pass 1 reads
-k (231 MB; with FP8 PV v too, 231 MB), pass 2 reads q and k and writes them in INT8 (462 + 231 MB),
-pass 3 reads v and writes FP8 (231 + 115 MB): 924 MB for qk-int8, 1.5 GB for FP8 PV, against 924 MB
-for the exact prologue of q and k.
+Traffic at the Cosmos-7B shape (bf16, B=1, S=56,320, 32 x 128 heads, 461 MB per tensor): pass 1 reads
+k (461 MB; with FP8 PV also v, 461 MB), pass 2 reads q and k and writes them in INT8 (922 + 461 MB),
+pass 3 reads v and writes FP8 (461 + 231 MB): 1.84 GB for qk-int8, the exact prologue's traffic for q
+and k, and 3.0 GB with FP8 PV.
 
 The launchers trust the caller (``cosmos_kernels.ops.attention_8bit``): D in (32, 64, 128); q, k, v of one
 dtype among float16/bfloat16/float32 with unit stride in D; weights (D,) contiguous or None; tables
@@ -214,6 +214,17 @@ def _quantize_v_kernel(
 
 
 @triton.jit
+def _scores_to_float(s):
+    """int32 scores (|s| <= 128 * 127^2 < 2^22) to float32, exactly, on the FP32 and INT32 pipes.
+
+    The GPU's int-to-float cast runs at 16 per clock per SM on sm_90, the rate of exp2 (CUDA's
+    throughput table), so one per score would cost as much as the softmax's exponentials (~27 ms at
+    the Cosmos-7B shape, unoverlapped). 1.5 * 2^23 holds the integers of [-2^22, 2^22) in its mantissa:
+    add the integer to its bit pattern, and subtract it as a float."""
+    return (s + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+
+
+@triton.jit
 def _attention_8bit_block(
     acc, l_i, m_i, q, q_scale, k_ptr, ks_ptr, v_ptr, start_n, n_keys, stride_ks, stride_vs, stride_vd,
     offs_d, PV_FP8: tl.constexpr, EXACT_CAST: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -225,7 +236,7 @@ def _attention_8bit_block(
     k_tile = k_ptr + (offs_n * stride_ks)[:, None] + offs_d[None, :]
     k = tl.load(k_tile, mask=n_ok[:, None], other=0) if MASKED else tl.load(k_tile)
     k_scale = tl.load(ks_ptr + start_n // BLOCK_N)
-    s = tl.dot(q, tl.trans(k), out_dtype=tl.int32).to(tl.float32) * (q_scale * k_scale)[:, None]
+    s = _scores_to_float(tl.dot(q, tl.trans(k), out_dtype=tl.int32)) * (q_scale * k_scale)[:, None]
     if MASKED:
         s = tl.where(n_ok[None, :], s, float("-inf"))
     # Every block in the loop has a valid key, so m_new is finite.
