@@ -18,7 +18,8 @@ The quantization (SageAttention's, Zhang et al. 2024, with its FP8 PV from SageA
 - ``qk-int8``: P (float32) is rounded to v's dtype and multiplied by v (float32 accumulation).
   ``qk-int8-pv-fp8``: v becomes FP8 e4m3 with one scale per channel per (batch, head),
   amax over the valid tokens / 448 (round to nearest even, as Triton's and torch's casts do); P is
-  multiplied by 256 (exact; P <= 1, so its e4m3 codes stay normal down to P = 2^-14) and cast to e4m3,
+  computed 2^8 times larger, exp2(s - (max - 8)) (P <= 1, so its e4m3 codes stay normal down to
+  P = 2^-14; its row sum carries the same factor, cancelled by the division), cast to e4m3,
   and the FP8 products accumulate in float32.
 - The scores are int32 dots times (q scale * k scale); the softmax runs online over key blocks with
   float32 running max and sum, as the kernel does, so P is rounded relative to the same running max.
@@ -43,8 +44,8 @@ QUERY_BLOCK = 64
 KEY_BLOCK = 64
 INT8_MAX = 127.0
 FP8_MAX = 448.0
-# P in [0, 1] times 2^8: exact, and P's e4m3 codes stay normal (>= 2^-6) down to P = 2^-14.
-P_SCALE = 256.0
+# P in [0, 1] times 2^8 (exp2 of 8 more): its e4m3 codes stay normal (>= 2^-6) down to P = 2^-14.
+P_LOG2_SCALE = 8.0
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
 # amax floor: an all-zero block (padding, masked keys) gets codes 0 and a tiny scale, never 0 / 0.
@@ -182,11 +183,12 @@ def attention_from_quantized(
         m_new = torch.maximum(m, block.amax(-1))
         # A row with no key so far keeps m = -inf; the kernel never runs such a block (n_keys == 0).
         m_ref = torch.where(torch.isinf(m_new), 0.0, m_new)
-        p = torch.exp2(block - m_ref.unsqueeze(-1))
+        # FP8 PV: P and its sum 2^8 times larger, exp2(s - (m - 8)); out = acc / sum cancels it.
+        p = torch.exp2(block - (m_ref - P_LOG2_SCALE if fp8 else m_ref).unsqueeze(-1))
         alpha = torch.exp2(m - m_ref)
         total = total * alpha + p.sum(-1)
         if fp8:
-            p_q = (p * P_SCALE).to(torch.float8_e4m3fn).float()
+            p_q = p.to(torch.float8_e4m3fn).float()
         else:
             p_q = p.to(v.dtype).float()
         acc = acc * alpha.unsqueeze(-1) + p_q @ vh[:, :, start:end]
@@ -194,7 +196,8 @@ def attention_from_quantized(
     has_keys = total > 0
     out = acc / torch.where(has_keys, total, 1.0).unsqueeze(-1)
     if fp8:
-        out = out * (v_scale * (1.0 / P_SCALE)).unsqueeze(2)
+        out = out * v_scale.unsqueeze(2)
+        m = m - P_LOG2_SCALE
     lse = torch.where(has_keys, (m + torch.log2(torch.where(has_keys, total, 1.0))) * LN2, float("-inf"))
     if lse_shift is not None:
         lse = lse + lse_shift

@@ -18,7 +18,7 @@ Passes, for q (B, Sq, H, D), k and v (B, Sk, H, D):
    transposes v for the same reason).
 4. ``_attention_8bit_kernel``: grid (query block, batch x head), as ``attention.py``'s forward, with an
    INT8 dot accumulated in int32 times (q scale * k scale) per block pair, online softmax in float32,
-   and PV in v's dtype or, P * 256 cast to e4m3, an FP8 dot accumulated in float32.
+   and PV in v's dtype or, P * 2^8 (from exp2) cast to e4m3, an FP8 dot accumulated in float32.
 
 Traffic at the Cosmos-7B shape (bf16, B=1, S=56,320, 32 x 128 heads, 461 MB per tensor): pass 1 reads
 k (461 MB; with FP8 PV also v, 461 MB), pass 2 reads q and k and writes them in INT8 (922 + 461 MB),
@@ -43,7 +43,7 @@ from cosmos_kernels.reference.attention_8bit import (
     KEY_BLOCK,
     LN2,
     LOG2E,
-    P_SCALE,
+    P_LOG2_SCALE,
     QUERY_BLOCK,
 )
 from cosmos_kernels.triton.attention import _strides
@@ -60,7 +60,7 @@ _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _FP8_MAX = tl.constexpr(FP8_MAX)
 _INT8_MAX = tl.constexpr(INT8_MAX)
 _LN2 = tl.constexpr(LN2)
-_P_SCALE = tl.constexpr(P_SCALE)
+_P_LOG2_SCALE = tl.constexpr(P_LOG2_SCALE)
 
 
 @triton.jit
@@ -127,7 +127,7 @@ def _to_e4m3(x, EXACT_CAST: tl.constexpr):
     The GPU's cast rounds correctly. Triton's interpreter (3.6 and 3.9) drops the carry when rounding
     crosses a power of two (31.9 -> 16, not 32), so there the mantissa is first rounded to e4m3's 3
     bits in float32 (RNE on the bit pattern; the carry propagates into the exponent) and the cast
-    is then exact for e4m3's normal range, which is where P * 256 and v's codes lie but for values
+    is then exact for e4m3's normal range, which is where P * 2^8 and v's codes lie but for values
     below 2^-6 (P < 2^-14, |v| < amax / 2^15)."""
     if not EXACT_CAST:
         bits = x.to(tl.int32, bitcast=True)
@@ -236,19 +236,27 @@ def _attention_8bit_block(
     k_tile = k_ptr + (offs_n * stride_ks)[:, None] + offs_d[None, :]
     k = tl.load(k_tile, mask=n_ok[:, None], other=0) if MASKED else tl.load(k_tile)
     k_scale = tl.load(ks_ptr + start_n // BLOCK_N)
-    s = _scores_to_float(tl.dot(q, tl.trans(k), out_dtype=tl.int32)) * (q_scale * k_scale)[:, None]
+    s = _scores_to_float(tl.dot(q, tl.trans(k), out_dtype=tl.int32))
+    scale = q_scale * k_scale
     if MASKED:
         s = tl.where(n_ok[None, :], s, float("-inf"))
-    # Every block in the loop has a valid key, so m_new is finite.
-    m_new = tl.maximum(m_i, tl.max(s, axis=1))
-    p = tl.exp2(s - m_new[:, None])
+    # The scales are positive, so max(s) * scale is the max of the scaled scores (rounding is monotonic)
+    # and scaling and shifting is one FMA per score, as in attention.py's forward. Every block in the
+    # loop has a valid key, so m_new is finite.
+    m_new = tl.maximum(m_i, tl.max(s, axis=1) * scale)
+    p_max = m_new
+    if PV_FP8:
+        # P 2^8 times larger for its e4m3 codes at no cost (the shift joins the max's); l carries the
+        # same factor, which out = acc / l cancels.
+        p_max = m_new - _P_LOG2_SCALE
+    p = tl.exp2(s * scale[:, None] - p_max[:, None])
     alpha = tl.exp2(m_i - m_new)
     l_i = l_i * alpha + tl.sum(p, axis=1)
     # v (BLOCK_N, D) from its strides: (S, D) rows for v itself, (D, S) columns for FP8 codes.
     v_tile = v_ptr + (offs_n * stride_vs)[:, None] + (offs_d * stride_vd)[None, :]
     v = tl.load(v_tile, mask=n_ok[:, None], other=0.0) if MASKED else tl.load(v_tile)
     if PV_FP8:
-        acc = tl.dot(_to_e4m3(p * _P_SCALE, EXACT_CAST), v, acc * alpha[:, None])
+        acc = tl.dot(_to_e4m3(p, EXACT_CAST), v, acc * alpha[:, None])
     else:
         acc = tl.dot(p.to(v_ptr.dtype.element_ty), v, acc * alpha[:, None], input_precision=PRECISION)
     return acc, l_i, m_new
@@ -280,7 +288,10 @@ def _attention_8bit_kernel(
     offs_d = tl.arange(0, D)
     q = tl.load(q_ptr + (offs_m * H * D)[:, None] + offs_d[None, :], mask=m_ok[:, None], other=0)
     # One q scale per QUERY_BLOCK rows: a tile of BLOCK_M rows holds BLOCK_M // QUERY_BLOCK of them.
-    q_scale = tl.load(qs_ptr + bh.to(tl.int64) * tl.cdiv(Sq, QUERY_BLOCK) + offs_m // QUERY_BLOCK, mask=m_ok)
+    # Rows past Sq get scale 1: their scores stay finite (zeros), never 0 * -inf.
+    q_scale = tl.load(
+        qs_ptr + bh.to(tl.int64) * tl.cdiv(Sq, QUERY_BLOCK) + offs_m // QUERY_BLOCK, mask=m_ok, other=1.0
+    )
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -301,7 +312,8 @@ def _attention_8bit_kernel(
     has_keys = l_i > 0.0
     out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
     if PV_FP8:
-        out = out * (tl.load(vs_ptr + bh.to(tl.int64) * D + offs_d) * (1.0 / _P_SCALE))[None, :]
+        out = out * tl.load(vs_ptr + bh.to(tl.int64) * D + offs_d)[None, :]
+        m_i -= _P_LOG2_SCALE
     tl.store(
         out_ptr + (offs_m * stride_os)[:, None] + offs_d[None, :],
         out.to(out_ptr.dtype.element_ty),
