@@ -120,7 +120,7 @@ if [[ " $PHASES " == *" attention8 "* ]]; then
     $([ "$SHAPES" = quick ] && echo --grid 4x16x32) --json "$OUT/attention8_block.json" 2>&1 | tee -a "$OUT/attention8.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
   timeout "${ATTN8_BENCH_TIMEOUT:-180}" $PY -m cosmos_kernels.cli bench --backend auto --reps "${BENCH_REPS:-10}" \
-    --no-compile --only "attention qk-int8,attention qk-int8-pv-fp8" --json "$OUT/bench_attention8.json" \
+    --no-compile --only attention-8bit --json "$OUT/bench_attention8.json" \
     $([ "$SHAPES" = quick ] && echo --quick) 2>&1 | tee -a "$OUT/attention8.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
@@ -139,6 +139,6 @@ step "summary"
 [ -f "$OUT/gpu_tests.txt" ] && grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
 [ -f "$OUT/bench.txt" ] && grep -E "^[a-z0-9_ +-]+ \[|failed" "$OUT/bench.txt"
 [ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃|^ring step" "$OUT/crossover.txt"
-[ -f "$OUT/attention8.txt" ] && grep -E "passed|failed|^\{|^attention qk" "$OUT/attention8.txt"
+[ -f "$OUT/attention8.txt" ] && grep -E "passed|failed|^\{|^attention-8bit" "$OUT/attention8.txt"
 [ -f "$OUT/profile.json" ] && grep -E "^rank 0|^ +[0-9.]+ ms" "$OUT/machine.txt" | head -8
 exit $status

@@ -472,7 +472,7 @@ def attention_8bit_case(
             sageattn = importlib.import_module("sageattention").sageattn
             peers["sageattention"] = functools.partial(_sageattention_eager, sageattn=sageattn)
     return Case(
-        name=f"attention {precision} fwd",
+        name=f"attention-8bit {precision} fwd",
         shape=f"{_shape_label(grid)} tokens, {heads}x{dim}",
         bytes_moved=0,
         inputs=[make()],
@@ -513,8 +513,8 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "qk_norm_rope": lambda: qk_norm_rope_case(grid, heads, 128, dtype, device),
         "attention fwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=False),
         "attention fwd+bwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=True),
-        "attention qk-int8 fwd": lambda: attention_8bit_case(grid, heads, 128, dtype, device, "qk-int8"),
-        "attention qk-int8-pv-fp8 fwd": lambda: attention_8bit_case(
+        "attention-8bit qk-int8 fwd": lambda: attention_8bit_case(grid, heads, 128, dtype, device, "qk-int8"),
+        "attention-8bit qk-int8-pv-fp8 fwd": lambda: attention_8bit_case(
             grid, heads, 128, dtype, device, "qk-int8-pv-fp8"
         ),
         f"{tokenizer} encode": lambda: tokenizer_case(tokenizer, clip, dtype, device, decode=False),

@@ -124,7 +124,7 @@ def _key_stats_kernel(
 def _to_e4m3(x, EXACT_CAST: tl.constexpr):
     """x (float32, |x| <= 448) in FP8 e4m3, rounded to nearest even.
 
-    The GPU's cast rounds correctly. Triton's interpreter (3.6 and 3.9) drops the carry when rounding
+    The GPU's cast rounds correctly. Triton's interpreter (3.9; 3.6 unchecked) drops the carry when rounding
     crosses a power of two (31.9 -> 16, not 32), so there the mantissa is first rounded to e4m3's 3
     bits in float32 (RNE on the bit pattern; the carry propagates into the exponent) and the cast
     is then exact for e4m3's normal range, which is where P * 2^8 and v's codes lie but for values
