@@ -84,6 +84,29 @@ def test_triton_kernels_match_the_emulation(make, case, dtype, precision):
     assert (lse[finite] - lse_emu[finite]).abs().max() < LSE_TOLERANCE
 
 
+@pytest.mark.skipif(HAS_CUDA or not HAS_TRITON, reason="the interpreter runs on machines without a GPU")
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_triton_kernels_take_strided_views(precision):
+    """q, k, v as views into one fused projection (B, S, 3, H, D), as a DiT's qkv Linear gives them."""
+    (q, k, v), kwargs = self_case(2, (1, 3, 23), 2, 64, None, torch.float16)
+    qkv = torch.stack([q, k, v], dim=2)
+    views = qkv.unbind(2)
+    assert not views[0].is_contiguous()
+    kwargs["k_lengths"] = torch.tensor([69, 40])
+    out = ops.attention(*views, **kwargs, precision=precision, backend="triton")
+    assert rel_error(out, emulation(q, k, v, **kwargs, precision=precision)) < KERNEL_TOLERANCE
+
+
+def test_compiles_as_one_graph():
+    (q, k, v), kwargs = self_case(1, (1, 4, 5), 2, 64, None, torch.float32)
+
+    def fn(q, k, v):
+        return ops.attention(q, k, v, **kwargs, precision="qk-int8-pv-fp8")
+
+    with torch.no_grad():
+        assert torch.equal(torch.compile(fn, fullgraph=True)(q, k, v), fn(q, k, v))
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(("make", "case"), CASES)
