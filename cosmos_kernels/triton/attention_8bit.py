@@ -10,9 +10,11 @@ Passes, for q (B, Sq, H, D), k and v (B, Sk, H, D):
 2. ``_quantize_rows_kernel`` for q and for k: RMSNorm + RoPE again (cheaper than writing k' and reading
    it back), k's mean subtracted, then INT8 codes with one scale per block of QUERY_BLOCK (KEY_BLOCK)
    rows per head: the key block is the attention kernel's key tile, its 128-row query tile holds two
-   query blocks (one 128-row block spills the prologue). q's scales carry softmax_scale * log2(e). With
-   ``return_lse`` q's pass also writes softmax_scale * q'.mean per row, what the lse gets back. Each
-   program walks all heads of its rows, as in ``qk_norm_rope.py``, so the RoPE tables are read once.
+   query blocks (finer scales for q at no cost in the attention kernel, and a 64-row prologue tile
+   takes 163 registers at D = 128 where a 128-row one takes 237). q's scales carry softmax_scale *
+   log2(e). With ``return_lse`` q's pass also writes softmax_scale * q'.mean per row, what the lse
+   gets back. Each program walks all heads of its rows, as in ``qk_norm_rope.py``, so the RoPE tables
+   are read once.
 3. ``_quantize_v_kernel`` (FP8 PV only): v * (448 / amax) in e4m3, written transposed (B, H, D, Sk) so
    that the PV product's second operand is K-major, the layout Hopper's FP8 wgmma takes (SageAttention2
    transposes v for the same reason).
@@ -327,13 +329,12 @@ def _attention_8bit_kernel(
 
 
 def _warps_and_stages(D: int) -> dict:
-    # Compiled ahead of time for sm_90a (triton 3.9 here; the GPU image has 3.6, unchecked): at 4 warps
-    # every variant spills 256-744 bytes (SageAttention 1.0.6's own kernel, at its 4 warps for D = 64
-    # and 8 for D = 128: 704 and 432 bytes); at 8 warps D = 64 takes 223-252 registers and no spill
-    # at any stage count, D = 128 255 registers and 8 (bf16 PV) or 32 (FP8 PV) bytes of stack at 2
-    # stages, 24 and 40 at 3 or 4. Both wgmma kinds are used: m64n64k32.s32.s8.s8 for QK^T,
-    # m64n128k32.f32.e4m3.e4m3 (FP8 PV) or m64n128k16.f32.bf16.bf16 for PV.
-    return {"num_warps": 8, "num_stages": 3} if D <= 64 else {"num_warps": 8, "num_stages": 2}
+    # Compiled ahead of time for sm_90a with the JIT's specialization (pointers and sizes divisible by
+    # 16; triton 3.9 here, the GPU image has 3.6: unchecked there): at 8 warps D = 128 takes 172-186
+    # registers (one CTA per SM), D = 64 114-128 (two), no spill, 427-434 instructions per key block in
+    # the hot loop at D = 128 (attention.py's forward, same tile and compiler: 370); at 4 warps D = 128
+    # spills 8-48 bytes. 3 stages: 67 KB (FP8 PV) and 91 KB (bf16 PV) of shared memory.
+    return {"num_warps": 8, "num_stages": 3}
 
 
 def _tables(cos: torch.Tensor | None, sin: torch.Tensor | None, like: torch.Tensor) -> tuple:
