@@ -5,7 +5,7 @@
 # kernel by kernel), write JSON under $OUT and print a short table last. The device image
 # has torch, triton, nvcc and pytest-benchmark but no registry access, hence --no-build-isolation
 # --no-deps; its Python is `python3` (a plain `python` may be missing).
-#   usage: OUT=/some/dir [PHASES="build tests bench crossover profile"] [BENCH_ONLY="attention,qk_norm_rope"] \
+#   usage: OUT=/some/dir [PHASES="build tests bench crossover profile" (also: ring, attention8)] [BENCH_ONLY="attention,qk_norm_rope"] \
 #          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [BENCH_ARGS=--no-compile] [TESTS="tests/test_x.py"] \
 #          [BUILD_CUDA=0] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
 #          [CROSSOVER_SHAPES="8x44x80,cross"] [PROFILE_TIMEOUT=150] [RING_TIMEOUT=120] \
@@ -104,6 +104,27 @@ if [[ " $PHASES " == *" ring "* ]]; then
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
+if [[ " $PHASES " == *" attention8 "* ]]; then
+  # 8-bit attention (issue 19): the kernels against their emulation on the GPU, one Cosmos-7B block's
+  # error and time at each precision, and the benchmark at 56,320 tokens, 32 x 128 heads, prologue
+  # included, against cuDNN bf16, our exact path and SageAttention 1.0.6 when importable. To measure
+  # SageAttention, carry it with the tree: `pip install sageattention==1.0.6 --no-deps --target .sage`
+  # here, then run with carry=[".sage"] and SAGE_DIR=.sage. Files: attention8.txt,
+  # attention8_block.json, bench_attention8.json.
+  step "8-bit attention"
+  [ -n "${SAGE_DIR:-}" ] && export PYTHONPATH="$PWD/$SAGE_DIR${PYTHONPATH:+:$PYTHONPATH}"
+  timeout "${ATTN8_TESTS_TIMEOUT:-150}" $PY -m pytest tests/test_attention_8bit.py -m gpu -q -p no:cacheprovider \
+    2>&1 | tee "$OUT/attention8.txt" | tail -5
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  timeout "${ATTN8_BLOCK_TIMEOUT:-120}" $PY benchmarks/attention_8bit_block.py \
+    $([ "$SHAPES" = quick ] && echo --grid 4x16x32) --json "$OUT/attention8_block.json" 2>&1 | tee -a "$OUT/attention8.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  timeout "${ATTN8_BENCH_TIMEOUT:-180}" $PY -m cosmos_kernels.cli bench --backend auto --reps "${BENCH_REPS:-10}" \
+    --no-compile --only attention-8bit --json "$OUT/bench_attention8.json" \
+    $([ "$SHAPES" = quick ] && echo --quick) 2>&1 | tee -a "$OUT/attention8.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
 if [[ " $PHASES " == *" profile "* ]]; then
   # Two blocks of Cosmos-7B at 121 frames 720p (56,320 tokens, 512 text tokens), forward + backward.
   step "profile: DiT training steps, kernels by time"
@@ -118,5 +139,6 @@ step "summary"
 [ -f "$OUT/gpu_tests.txt" ] && grep -E "passed|failed" "$OUT/gpu_tests.txt" | tail -1
 [ -f "$OUT/bench.txt" ] && grep -E "^[a-z0-9_ +-]+ \[|failed" "$OUT/bench.txt"
 [ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃|^ring step" "$OUT/crossover.txt"
+[ -f "$OUT/attention8.txt" ] && grep -E "passed|failed|^\{|^attention-8bit" "$OUT/attention8.txt"
 [ -f "$OUT/profile.json" ] && grep -E "^rank 0|^ +[0-9.]+ ms" "$OUT/machine.txt" | head -8
 exit $status

@@ -13,7 +13,10 @@ from cosmos_kernels.tools import benchmarking
 # What the registry lists per op, then the whole-model cases.
 OPS = [*benchmarking.OP_CASES, *benchmarking.MODEL_CASES]
 OURS = ["triton", "cuda", "auto"]
-PEERS = ["eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3"]
+PEERS = [
+    "eager", "torch.compile", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "flash_attn2", "flash_attn3",
+    "exact", "sageattention",
+]  # fmt: skip
 _cache: dict = {}
 
 

@@ -45,6 +45,8 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch, capsys):
         "qk_norm_rope",
         "attention fwd",
         "attention fwd+bwd",
+        "attention-8bit qk-int8 fwd",
+        "attention-8bit qk-int8-pv-fp8 fwd",
         "tiny-cv8x8x8 encode",
         "tiny-cv8x8x8 decode",
         "dit block fwd",

@@ -21,6 +21,7 @@ from torch import nn
 from cosmos_kernels import ops
 from cosmos_kernels.checks import check_int
 from cosmos_kernels.models._checks import named_config
+from cosmos_kernels.nn.attention import Attention
 from cosmos_kernels.nn.dit_layers import (
     SUB_BLOCK_TYPES,
     FinalLayer,
@@ -30,6 +31,7 @@ from cosmos_kernels.nn.dit_layers import (
     TimestepEmbedding,
     Timesteps,
 )
+from cosmos_kernels.ops.attention_8bit import check_precision
 
 Tensor = torch.Tensor
 
@@ -207,6 +209,20 @@ class GeneralDIT(nn.Module):
         self.affline_norm = nn.RMSNorm(c.model_channels, eps=1e-6) if c.affline_emb_norm else nn.Identity()
         self.initialize_weights()
 
+    @property
+    def attention_precision(self) -> str | None:
+        """None (exact), or the 8-bit precision of ``ops.attention`` every attention layer runs at
+        (inference only); setting it sets every layer's."""
+        precisions = {m.attention_precision for m in self.modules() if isinstance(m, Attention)}
+        return precisions.pop() if len(precisions) == 1 else None
+
+    @attention_precision.setter
+    def attention_precision(self, precision: str | None) -> None:
+        check_precision("GeneralDIT.attention_precision", precision)
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.attention_precision = precision
+
     def initialize_weights(self) -> None:
         """Cosmos's training init: Xavier-uniform Linears, N(0, 0.02) timestep MLP, and zero for the
         last Linear of every block's modulation, so that each block starts as the identity."""
@@ -380,6 +396,11 @@ class GeneralDIT(nn.Module):
         attention_fn = ops.attention
         if self.cp_group is not None:
             from cosmos_kernels import distributed
+
+            if self.attention_precision is not None:
+                raise ValueError(
+                    "GeneralDIT: context parallelism runs exact ring attention; set attention_precision=None"
+                )
 
             tokens = distributed.shard_sequence(tokens, self.cp_group, dim=1)
             rope_cos = distributed.shard_sequence(rope_cos, self.cp_group, dim=0)

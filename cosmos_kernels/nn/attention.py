@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from cosmos_kernels import ops
+from cosmos_kernels.ops.attention_8bit import check_precision
 
 
 class Attention(nn.Module):
@@ -30,8 +31,11 @@ class Attention(nn.Module):
         qk_norm: bool = True,
         eps: float = 1e-6,
         dropout: float = 0.0,
+        attention_precision: str | None = None,
     ) -> None:
         super().__init__()
+        # None: exact attention; "qk-int8" / "qk-int8-pv-fp8": ops.attention's 8-bit inference path.
+        self.attention_precision = check_precision("Attention", attention_precision)
         self.is_self_attention = context_dim is None
         context_dim = query_dim if context_dim is None else context_dim
         inner_dim = heads * dim_head
@@ -75,6 +79,8 @@ class Attention(nn.Module):
             rope_cos = rope_sin = None
         # k_lengths only when given: attention_fn may be one without key masking (ring attention).
         masking = {} if k_lengths is None else {"k_lengths": k_lengths}
+        if self.attention_precision is not None:
+            masking["precision"] = self.attention_precision
         out = attention_fn(
             q,
             k,

@@ -25,6 +25,7 @@ from cosmos_kernels.checks import (
     check_tensor,
     last_dim_contiguous,
 )
+from cosmos_kernels.ops.attention_8bit import attention_8bit, check_precision
 from cosmos_kernels.ops.qk_norm_rope import apply_prologue, check_norm_weight, check_rope, fast_input_reason
 from cosmos_kernels.ops.registry import OPS
 
@@ -251,6 +252,7 @@ def attention(
     k_lengths: Tensor | None = None,
     return_lse: bool = False,
     backend: str = "auto",
+    precision: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Softmax attention with optional per-head RMSNorm of q and k and RoPE, in the BSHD layout.
 
@@ -267,6 +269,8 @@ def attention(
         return_lse: also return the log-sum-exp of each row's scaled scores, for merging partial
             attention results (ring attention); -inf for rows with no key.
         backend: "auto", "triton" or "torch".
+        precision: None for exact attention; "qk-int8" or "qk-int8-pv-fp8" for 8-bit attention, an
+            inference feature (no gradients) for head dims 32, 64 and 128 (ops/attention_8bit.py).
     Returns:
         out (B, Sq, H, D) in q's dtype, computed in float32; with ``return_lse`` also lse (B, H, Sq)
         in float32 (float64 for float64 input). Gradients flow to q, k, v and both norm weights
@@ -307,6 +311,12 @@ def attention(
         _check_k_lengths(op, k_lengths, batch, seq_k, q.device)
     if not isinstance(return_lse, bool):
         raise TypeError(f"{op}: return_lse must be a bool, got {type(return_lse).__name__}")
+    if check_precision(op, precision) is not None:
+        return attention_8bit(
+            q, k, v, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight, norm_eps=norm_eps,
+            rope_cos=rope_cos, rope_sin=rope_sin, softmax_scale=softmax_scale, k_lengths=k_lengths,
+            return_lse=return_lse, precision=precision, backend=backend,
+        )  # fmt: skip
     plan = plan_attention(backend, q, rope_cos)
     if plan.backend == "torch":
         # The reference applies the prologue itself, keeping q' and k' in float32.

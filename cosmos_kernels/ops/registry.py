@@ -165,9 +165,15 @@ OPS: dict[str, OpSpec] = {
             "our Triton flash attention runs at 0.81x cuDNN on an H100; a faster core needs "
             "FlashAttention-3's warp-specialized pipelines",
             _attention_example,
-            ("attention fwd", "attention fwd+bwd"),
+            (
+                "attention fwd",
+                "attention fwd+bwd",
+                "attention-8bit qk-int8 fwd",
+                "attention-8bit qk-int8-pv-fp8 fwd",
+            ),
             auto_note="prologue on this backend, then SDPA (cuDNN) in fp16/bf16 without k_lengths or lse; "
-            "ring attention's blocks on cuDNN (else flash) attention with its lse",
+            "ring attention's blocks on cuDNN (else flash) attention with its lse; with a precision "
+            "(8-bit, inference) Triton on CUDA, else the exact emulation",
         ),
     )
 }

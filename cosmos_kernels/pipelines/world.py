@@ -5,7 +5,8 @@ pixels and latents (without one it returns latents only), a text encoder, the la
 prompt upsampler. Sampling is Cosmos's by default: EDM Euler on Karras sigmas (80 -> 0.0002 -> 0,
 35 steps), classifier-free guidance 7 against the zero (or a negative prompt's) embedding, fps 24,
 no padding. Video2World encodes the 1 or 9 given frames to 1 or 2 condition latent frames and keeps
-them, noise-augmented at sigma 0.001, through every step.
+them, noise-augmented at sigma 0.001, through every step. ``attention_precision`` ("qk-int8",
+"qk-int8-pv-fp8") sets the network's attention layers to 8-bit attention (``ops.attention``).
 """
 
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ class WorldPipeline:
         prompt_upsampler: PromptUpsampler = no_upsampling,
         temporal_compression: int = 8,
         spatial_compression: int = 8,
+        attention_precision: str | None = None,
     ) -> None:
         if not isinstance(net, GeneralDIT):
             raise TypeError(f"net must be a GeneralDIT (from build_dit), got {type(net).__name__}")
@@ -92,6 +94,9 @@ class WorldPipeline:
         if tokenizer is not None:
             temporal_compression = tokenizer.config.temporal_compression
             spatial_compression = tokenizer.config.spatial_compression
+        if attention_precision is not None:
+            # The network's attention layers run at this 8-bit precision from now on (inference only).
+            net.attention_precision = attention_precision
         self.net, self.text_encoder, self.tokenizer = net, text_encoder, tokenizer
         self.denoiser = EDMDenoiser(net)
         self.latent_mean, self.latent_std = latent_mean, latent_std

@@ -442,6 +442,52 @@ def tokenizer_case(
     )
 
 
+def _sageattention_eager(q, k, v, q_weight, k_weight, cos, sin, sageattn=None):
+    """Our exact prologue pass, then SageAttention's Triton release (its own k smoothing and INT8
+    quantization passes, INT8 QK^T, PV in fp16 with v cast to fp16)."""
+    q, k = ops.qk_norm_rope(q, k, q_weight, k_weight, cos, sin)
+    return sageattn(q, k, v, tensor_layout="NHD")
+
+
+def attention_8bit_case(
+    grid: tuple[int, int, int], heads: int, dim: int, dtype: torch.dtype, device: str, precision: str
+) -> Case:
+    """8-bit self-attention of a DiT block, quantizing prologue included, against exact attention
+    (ours: prologue + cuDNN; SDPA cuDNN after an eager prologue) and SageAttention 1.0.6 when installed."""
+    seq = math.prod(grid)
+    cos, sin = ops.rope3d_cos_sin(*grid, dim, device=device)
+
+    def make() -> tuple[torch.Tensor, ...]:
+        q, k, v = torch.randn(3, 1, seq, heads, dim, dtype=dtype, device=device).unbind(0)
+        weights = (1 + 0.1 * torch.randn(2, dim, dtype=dtype, device=device)).unbind(0)
+        return (*(t.contiguous() for t in (q, k, v, *weights)), cos, sin)
+
+    def attend(q, k, v, q_weight, k_weight, cos, sin, *, backend: str, precision: str | None) -> torch.Tensor:
+        return ops.attention(
+            q, k, v, q_norm_weight=q_weight, k_norm_weight=k_weight, rope_cos=cos, rope_sin=sin,
+            backend=backend, precision=precision,
+        )  # fmt: skip
+
+    peers = {"exact": functools.partial(attend, backend="auto", precision=None)}
+    if device.startswith("cuda"):
+        cudnn = torch.nn.attention.SDPBackend.CUDNN_ATTENTION
+        peers["sdpa-cudnn"] = functools.partial(_sdpa_eager, sdpa_backend=cudnn)
+        if importlib.util.find_spec("sageattention") is not None:
+            sageattn = importlib.import_module("sageattention").sageattn
+            peers["sageattention"] = functools.partial(_sageattention_eager, sageattn=sageattn)
+    return Case(
+        name=f"attention-8bit {precision} fwd",
+        shape=f"{_shape_label(grid)} tokens, {heads}x{dim}",
+        bytes_moved=0,
+        inputs=[make()],
+        op=functools.partial(attend, precision=precision),
+        eager=_sdpa_eager,
+        compiled=torch.compile(_sdpa_eager),
+        flops=4 * seq * seq * heads * dim,
+        peers=peers,
+    )
+
+
 def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None = None) -> list[Case]:
     """``quick``: small shapes for any machine; ``cosmos``: the Cosmos-7B 121-frame 720p shapes.
 
@@ -471,6 +517,10 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "qk_norm_rope": lambda: qk_norm_rope_case(grid, heads, 128, dtype, device),
         "attention fwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=False),
         "attention fwd+bwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=True),
+        "attention-8bit qk-int8 fwd": lambda: attention_8bit_case(grid, heads, 128, dtype, device, "qk-int8"),
+        "attention-8bit qk-int8-pv-fp8 fwd": lambda: attention_8bit_case(
+            grid, heads, 128, dtype, device, "qk-int8-pv-fp8"
+        ),
     }
     if set(op_builders) != set(OP_CASES):
         raise RuntimeError(f"benchmark builders {sorted(op_builders)} differ from the registry's {OP_CASES}")

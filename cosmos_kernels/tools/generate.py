@@ -21,6 +21,7 @@ from cosmos_kernels.models import (
     tiny_world_manifest,
     tiny_world_text_encoder,
 )
+from cosmos_kernels.reference.attention_8bit import PRECISIONS as ATTENTION_PRECISIONS
 from cosmos_kernels.tools.common import (
     DTYPES,
     RANDOM_WEIGHTS_SEED,
@@ -81,6 +82,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     if args.contact_sheet is not None:
         _check_writable(args.contact_sheet, "--contact-sheet")
     net, shipped = _world_model(args, console)
+    net.attention_precision = args.attention_precision
     video2world = net.config.video_extend
     if video2world != (args.input_video is not None):
         raise CliError(
@@ -266,5 +268,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     generate.add_argument("--device", default=None, help="default: cuda when present, else cpu")
     generate.add_argument(
         "--dtype", choices=sorted(DTYPES), default=None, help="default bfloat16 (float32 on CPU)"
+    )
+    generate.add_argument(
+        "--attention-precision",
+        choices=ATTENTION_PRECISIONS,
+        default=None,
+        help="8-bit attention (INT8 QK^T, optionally FP8 PV); default: exact",
     )
     generate.set_defaults(func=cmd_generate)
