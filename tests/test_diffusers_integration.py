@@ -17,6 +17,7 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import HAS_CUDA, HAS_TRITON
 
 diffusers = pytest.importorskip("diffusers", reason="the diffusers integration needs diffusers installed")
 from diffusers.models.controlnets import controlnet_cosmos  # noqa: E402
@@ -65,11 +66,11 @@ def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def _transformer(variant: str) -> diffusers.CosmosTransformer3DModel:
+def _transformer(variant: str, head_dim: int = HEAD_DIM) -> diffusers.CosmosTransformer3DModel:
     common = dict(
         out_channels=4,
         num_attention_heads=HEADS,
-        attention_head_dim=HEAD_DIM,
+        attention_head_dim=head_dim,
         num_layers=2,
         mlp_ratio=2.0,
         text_embed_dim=TEXT_DIM,
@@ -92,7 +93,7 @@ def _transformer(variant: str) -> diffusers.CosmosTransformer3DModel:
             controlnet_block_every_n=1,
             img_context_dim_in=8,
             img_context_num_tokens=3,
-            img_context_dim_out=WIDTH,
+            img_context_dim_out=HEADS * head_dim,
         ),
     }
     return _randomize(diffusers.CosmosTransformer3DModel(**common, **configs[variant]))
@@ -206,6 +207,15 @@ def test_patched_transformer_matches_diffusers(variant):
         torch.manual_seed(4)
         inputs["block_controlnet_hidden_states"] = [torch.randn(2, 3 * 16, WIDTH) for _ in range(2)]
     _compare(model, patched, inputs)
+
+
+@pytest.mark.skipif(not HAS_TRITON or HAS_CUDA, reason="Triton kernels on CPU run in the interpreter only")
+@pytest.mark.parametrize("variant", ["cosmos1", "predict2"])
+def test_patched_transformer_on_triton_kernels_matches_diffusers(variant):
+    """The Triton kernels (interpreted here) under the same patches; they take head dims >= 32."""
+    model = _transformer(variant, head_dim=32)
+    patched = apply_cosmos_kernels(copy.deepcopy(model), backend="triton")
+    _compare(model, patched, _inputs(variant, frames=2))
 
 
 def test_patched_controlnet_matches_diffusers():
