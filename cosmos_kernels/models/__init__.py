@@ -2,6 +2,13 @@
 tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
 world model shipped with the package (``load_tiny_world``)."""
 
+from cosmos_kernels.models.diffusers_bridge import (
+    DiffusersWorld,
+    dit_from_diffusers,
+    dit_to_diffusers,
+    load_diffusers_dir,
+    tokenizer_from_diffusers,
+)
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
 from cosmos_kernels.models.latents import denormalize_latents, load_latent_stats, normalize_latents
@@ -35,6 +42,7 @@ __all__ = [
     "Decoder",
     "DecoderFactorized",
     "DiTConfig",
+    "DiffusersWorld",
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",
@@ -45,9 +53,12 @@ __all__ = [
     "build_tokenizer",
     "denormalize_latents",
     "dit_config",
+    "dit_from_diffusers",
+    "dit_to_diffusers",
     "inert_parameter_names",
     "load_cosmos_state_dict",
     "load_cosmos_tokenizer_state_dict",
+    "load_diffusers_dir",
     "load_latent_stats",
     "load_tiny_world",
     "normalize_latents",
@@ -55,4 +66,5 @@ __all__ = [
     "tiny_world_manifest",
     "tiny_world_text_encoder",
     "tokenizer_config",
+    "tokenizer_from_diffusers",
 ]
