@@ -472,6 +472,10 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "dit block fwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=False),
         "dit block fwd+bwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=True),
     }
+    if importlib.util.find_spec("diffusers") is not None:
+        from cosmos_kernels.benchmarking_diffusers import diffusers_cases
+
+        builders.update(diffusers_cases(size, dtype, device))
     names = list(builders)
     if only is not None:
 
