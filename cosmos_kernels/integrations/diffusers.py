@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from cosmos_kernels import ops
+from cosmos_kernels.integrations import diffusers_context_parallel
 
 try:
     import diffusers
@@ -208,8 +209,12 @@ def _fused_heads_attention(
     rope: tuple[Tensor, Tensor] | None,
     k_lengths: Tensor | None,
     backend: str,
+    attend: Callable[..., Tensor],
 ) -> Tensor:
-    """Project, split heads in the BSHD layout ops.attention takes (no transposes), attend; (B, S, H*D)."""
+    """Project, split heads in the BSHD layout ops.attention takes (no transposes), attend; (B, S, H*D).
+
+    ``attend`` is ``ops.attention`` or, under context parallelism, ring/Ulysses attention (same
+    keywords; no key masking there, so ``k_lengths`` is passed only when given)."""
     to_q, to_k, to_v = projections
     q = to_q(x).unflatten(2, (heads, -1))
     k = to_k(context).unflatten(2, (heads, -1))
@@ -220,16 +225,17 @@ def _fused_heads_attention(
         # Both halves of diffusers' (S, D) tables are equal (checked when patching): ours take one.
         rope_kwargs = {"rope_cos": rope[0][:, :half], "rope_sin": rope[1][:, :half]}
     norm_q, norm_k = norms
-    out = ops.attention(
+    masking = {} if k_lengths is None else {"k_lengths": k_lengths}
+    out = attend(
         q,
         k,
         v,
         q_norm_weight=_norm_weight(norm_q, q),
         k_norm_weight=_norm_weight(norm_k, k),
         norm_eps=getattr(norm_q, "eps", 1e-6),
-        k_lengths=k_lengths,
         backend=backend,
         **rope_kwargs,
+        **masking,
     )
     return out.flatten(2, 3)
 
@@ -245,6 +251,9 @@ class CosmosKernelsAttnProcessor:
         self.original = original
         self.backend = backend
         self.with_image_context = type(original).__name__ == "CosmosAttnProcessor2_5"
+        # Set (on self-attention processors) while the transformer runs context-parallel: the ring,
+        # Ulysses or hybrid attention over this rank's shard (diffusers_context_parallel).
+        self.cp_attention: Callable[..., Tensor] | None = None
 
     def __call__(
         self,
@@ -279,7 +288,14 @@ class CosmosKernelsAttnProcessor:
         if not (takes_text and takes_img) or (
             image_rotary_emb is not None and context.shape[1] != hidden_states.shape[1]
         ):
+            if self.cp_attention is not None and text_context is None:
+                raise ValueError(
+                    "context-parallel self-attention runs on sequence shards: it takes no attention mask"
+                )
             return self.original(attn, hidden_states, **fallback)
+        attend = ops.attention
+        if self.cp_attention is not None and text_context is None:
+            attend = self.cp_attention
 
         out = _fused_heads_attention(
             (attn.to_q, attn.to_k, attn.to_v),
@@ -290,6 +306,7 @@ class CosmosKernelsAttnProcessor:
             image_rotary_emb,
             text_lengths,
             self.backend,
+            attend,
         )
         if img_context is not None:
             out = out + _fused_heads_attention(
@@ -301,6 +318,7 @@ class CosmosKernelsAttnProcessor:
                 None,
                 img_lengths,
                 self.backend,
+                ops.attention,
             )
         return attn.to_out[1](attn.to_out[0](out))
 
@@ -686,6 +704,10 @@ def _plan_transformer(model: nn.Module, attention: bool, adaln: bool, backend: s
     if adaln and final_norm is not None:
         steps.append(lambda: _bind_forward(final_norm, _ada_layer_norm_forward, backend))
         report.adaln_norms += 1
+    if attention and isinstance(model, _cosmos.CosmosTransformer3DModel):
+        # context_parallel's settings survive a re-apply (which removes the hooks first).
+        cp_state = (model.__dict__.get("cp_group"), model.__dict__.get("cp_attention"))
+        steps.append(lambda: diffusers_context_parallel.install(model, *cp_state))
     return steps
 
 
@@ -801,6 +823,8 @@ def _patch_target(module: nn.Module) -> bool:
 
 def _remove_from_model(model: nn.Module) -> int:
     removed = 0
+    if diffusers_context_parallel.HOOKS_ATTRIBUTE in model.__dict__:
+        diffusers_context_parallel.uninstall(model)
     for module in model.modules():
         if hasattr(module, "processor") and _unpatch_attention(module):
             removed += 1
