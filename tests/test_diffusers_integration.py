@@ -424,3 +424,18 @@ def test_patched_transformer_bf16_on_gpu_within_bf16_error(variant):
     their_error = ((theirs - exact).norm() / exact.norm()).item()
     our_error = ((ours - exact).norm() / exact.norm()).item()
     assert our_error <= 2 * their_error + 1e-3, (our_error, their_error)
+
+
+@pytest.mark.parametrize("variant", ["patched", "unpatched"])
+def test_profile_runs_diffusers_transformer(tmp_path, capsys, variant):
+    import argparse
+
+    from cosmos_kernels import profiling
+
+    parser = argparse.ArgumentParser()
+    profiling.add_profile_arguments(parser)
+    shape = ["--latent", "2", "4", "6", "--blocks", "1", "--text-len", "4"]
+    steps = ["--steps", "1", "--warmup", "0", "--trace-dir", str(tmp_path)]
+    args = parser.parse_args(["--diffusers", variant, *shape, *steps])
+    assert profiling.run_profile(args) == 0
+    assert f"tiny DiT in diffusers, {variant}" in capsys.readouterr().out
