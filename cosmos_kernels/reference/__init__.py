@@ -6,6 +6,7 @@ float64 when given float64, and returns the input's dtype.
 
 from cosmos_kernels.reference.adaln import adaln_modulate, gated_residual_adaln
 from cosmos_kernels.reference.attention import apply_rope, attention, qk_norm_rope, rms_norm_per_head
+from cosmos_kernels.reference.channel_norm import rms_norm_channels_silu
 from cosmos_kernels.reference.haar import (
     haar2d_analysis,
     haar2d_synthesis,
@@ -25,5 +26,6 @@ __all__ = [
     "haar3d_analysis",
     "haar3d_synthesis",
     "qk_norm_rope",
+    "rms_norm_channels_silu",
     "rms_norm_per_head",
 ]
