@@ -336,13 +336,31 @@ def test_patched_cosmos_vae_matches_diffusers():
     assert not any("forward" in m.__dict__ for m in patched.modules())
 
 
-def test_wan_vae_is_accepted_and_left_unpatched():
-    vae = diffusers.AutoencoderKLWan(
-        base_dim=8, z_dim=4, dim_mult=[1, 1], num_res_blocks=1, temperal_downsample=[False]
+def test_patched_wan_vae_matches_diffusers():
+    vae = _randomize(
+        diffusers.AutoencoderKLWan(
+            base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[True]
+        )
     )
-    apply_cosmos_kernels(vae)
-    report = patch_report(vae)
-    assert report.group_norms == 0 and "AutoencoderKLWan" in report.left_unpatched[0]
+    patched = apply_cosmos_kernels(copy.deepcopy(vae), backend="torch")
+    report = patch_report(patched)
+    assert report.rms_norms > 0 and "AutoencoderKLWan" in report.left_unpatched[0]
+    torch.manual_seed(6)
+    video = torch.randn(1, 3, 5, 16, 16, requires_grad=True)
+    outs, grads = [], []
+    for model in (vae, patched):
+        model.zero_grad(set_to_none=True)
+        latents = model.encode(video).latent_dist.mode()
+        decoded = model.decode(latents).sample
+        (latents.square().sum() + (decoded * torch.cos(decoded)).sum()).backward()
+        outs.append((latents.detach(), decoded.detach()))
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()} | {"video": video.grad.clone()})
+        video.grad = None
+    for a, b, what in zip(outs[1], outs[0], ("latents", "decoded"), strict=True):
+        _assert_close(a, b, what)
+    _assert_grads_close(grads[1], grads[0])
+    remove_cosmos_kernels(patched)
+    assert not any("forward" in m.__dict__ for m in patched.modules())
 
 
 def test_pipeline_components_are_patched():

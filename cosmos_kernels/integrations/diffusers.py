@@ -25,8 +25,9 @@ What runs on our ops:
   ops take as S one-token frames.
 - VAE (``AutoencoderKLCosmos``): GroupNorm followed by SiLU in the ResNet blocks and at the encoder's
   and decoder's output on ``group_norm_silu``, GroupNorm alone (attention) on it without SiLU, and the
-  Haar patcher/unpatcher on ``haar3d_analysis``/``haar3d_synthesis``. ``AutoencoderKLWan`` normalizes
-  with an RMS norm over channels for which we have no fused op yet: it is accepted and left as it is.
+  Haar patcher/unpatcher on ``haar3d_analysis``/``haar3d_synthesis``. ``AutoencoderKLWan`` (Predict2/2.5):
+  its RMS norms over channels on ``rms_norm_channels_silu`` (one pass instead of ~6); the SiLU after
+  each stays in diffusers' residual blocks, whose forwards carry a causal frame cache.
 
 If the installed diffusers' classes do not have the structure this module was written against
 (diffusers 0.42), ``apply_cosmos_kernels`` raises ``UnsupportedDiffusersError`` naming the version and
@@ -105,6 +106,7 @@ class PatchReport:
     group_norms: int = 0
     vae_blocks: int = 0
     haar_transforms: int = 0
+    rms_norms: int = 0
     left_unpatched: list[str] = field(default_factory=list)
 
     def add(self, other: "PatchReport") -> None:
@@ -654,6 +656,44 @@ def _plan_vae(vae: nn.Module, backend: str, report: PatchReport) -> list[Callabl
 
 
 # ---------------------------------------------------------------------------------------------
+# VAE (AutoencoderKLWan)
+
+
+def _wan_rms_norm_forward(self: nn.Module, x: Tensor) -> Tensor:
+    """``WanRMS_norm`` (normalize over channels, * sqrt(C) * gamma + bias) in one pass; the SiLU after
+    it stays in the caller, whose forward (with its causal frame cache) is left as diffusers has it."""
+    bias = self.bias.reshape(-1).to(x.dtype) if isinstance(self.bias, Tensor) else None
+    weight = self.gamma.reshape(-1).to(x.dtype)
+    return ops.rms_norm_channels_silu(x, weight, bias, silu=False, backend=_backend(self))
+
+
+def _plan_wan_vae(vae: nn.Module, backend: str, report: PatchReport) -> list[Callable[[], None]]:
+    from diffusers.models.autoencoders import autoencoder_kl_wan
+
+    steps: list[Callable[[], None]] = []
+    for module in vae.modules():
+        if isinstance(module, autoencoder_kl_wan.WanRMS_norm):
+            _require_attributes(module, ("channel_first", "scale", "gamma", "bias"))
+            channels = module.gamma.shape[0]
+            _require(
+                module,
+                "is not a channel-first norm with sqrt(C) scale and (C, 1, ...) gamma",
+                module.channel_first
+                and module.gamma.numel() == channels
+                and abs(module.scale - channels**0.5) < 1e-6
+                and (not isinstance(module.bias, Tensor) or module.bias.numel() == channels),
+            )
+            _check_forward_free(module)
+            steps.append(lambda m=module: _bind_forward(m, _wan_rms_norm_forward, backend))
+            report.rms_norms += 1
+    report.left_unpatched.append(
+        "AutoencoderKLWan: SiLU stays apart from its RMS norms (fusing it means replacing the residual "
+        "blocks' cached forward)"
+    )
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------
 # Planning and applying
 
 
@@ -668,6 +708,7 @@ _PATCHED_FORWARDS = frozenset(
         _decoder_forward,
         _patcher_forward,
         _unpatcher_forward,
+        _wan_rms_norm_forward,
     }
 )
 
@@ -740,10 +781,7 @@ def _plan(model: nn.Module, attention: bool, adaln: bool, vae: bool, backend: st
     if not vae:
         return []
     if isinstance(model, diffusers.AutoencoderKLWan):
-        report.left_unpatched.append(
-            "AutoencoderKLWan: its RMS-norm-over-channels + SiLU has no fused op in cosmos_kernels yet"
-        )
-        return []
+        return _plan_wan_vae(model, backend, report)
     _check_vae(model)
     return _plan_vae(model, backend, report)
 
