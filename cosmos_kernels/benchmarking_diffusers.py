@@ -12,7 +12,8 @@ compiled patched copy. The shapes are Cosmos's:
 - a Predict2-2B block (2048 wide, 16 heads) on the 93-frame 720p grid of the Wan VAE (4x temporal),
   24 x 44 x 80 = 84,480 tokens, with Predict2's per-frame timesteps, which reach the block as per-token
   modulation rows;
-- the Cosmos-1.0 CV8x8x8 VAE (``AutoencoderKLCosmos``) encoding and decoding a 121-frame 720p clip.
+- the Cosmos-1.0 CV8x8x8 VAE (``AutoencoderKLCosmos``) encoding and decoding a 121-frame 720p clip;
+- the Wan VAE's RMS norm (Predict2/2.5) on its widest 720p activation, 4 frames (one cache chunk).
 """
 
 import copy
@@ -166,6 +167,34 @@ def vae_case(
     )
 
 
+def wan_rms_norm_case(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> Case:
+    """diffusers' ``WanRMS_norm`` (the Wan VAE's norm, per frame chunk) vs ``rms_norm_channels_silu``."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    from cosmos_kernels import ops
+
+    norm = WanRMS_norm(shape[1], images=False).to(device, dtype)
+    with torch.no_grad():
+        norm.gamma.normal_()
+    x = torch.randn(shape, device=device, dtype=dtype)
+
+    def ours(x: Tensor, *, backend: str) -> Tensor:
+        return ops.rms_norm_channels_silu(x, norm.gamma.reshape(-1), silu=False, backend=backend)
+
+    def eager(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return norm(x)
+
+    return Case(
+        name="diffusers wan rms_norm",
+        shape=_label(shape),
+        bytes_moved=2 * x.numel() * x.element_size(),
+        inputs=[(x,)],
+        op=ours,
+        eager=eager,
+    )
+
+
 def diffusers_cases(size: str, dtype: torch.dtype, device: str) -> dict[str, Callable[[], Case]]:
     """Case builders by name, at the Cosmos shapes (``size="cosmos"``) or small ones."""
     if size == "cosmos":
@@ -181,6 +210,8 @@ def diffusers_cases(size: str, dtype: torch.dtype, device: str) -> dict[str, Cal
             False,
         )
     (grid_7b, grid_2b), (block_7b, block_2b) = grids, blocks
+    # The Wan VAE's widest activation of a 720p clip, one 4-frame chunk of its causal cache.
+    wan_shape = (1, 96, 4, 704, 1280) if size == "cosmos" else (1, 16, 2, 32, 32)
     return {
         "diffusers cosmos1-7b block fwd": lambda: block_case(
             "cosmos1-7b",
@@ -200,6 +231,7 @@ def diffusers_cases(size: str, dtype: torch.dtype, device: str) -> dict[str, Cal
             learnable_pos_embed=False,
             per_frame_timesteps=True,
         ),
+        "diffusers wan rms_norm": lambda: wan_rms_norm_case(wan_shape, dtype, device),
         "diffusers cv8x8x8 encode": lambda: vae_case(clip, dtype, device, decode=False, small=small),
         "diffusers cv8x8x8 decode": lambda: vae_case(clip, dtype, device, decode=True, small=small),
     }
