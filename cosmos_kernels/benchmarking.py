@@ -472,7 +472,9 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "dit block fwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=False),
         "dit block fwd+bwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=True),
     }
-    if importlib.util.find_spec("diffusers") is not None:
+    # diffusers' models only when asked for by name (--only diffusers): each case builds and compiles
+    # two copies of a model, and the default run times our ops.
+    if only is not None and importlib.util.find_spec("diffusers") is not None:
         from cosmos_kernels.benchmarking_diffusers import diffusers_cases
 
         builders.update(diffusers_cases(size, dtype, device))

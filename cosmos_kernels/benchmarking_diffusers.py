@@ -1,11 +1,12 @@
 """Benchmark cases for diffusers' Cosmos models, unpatched and patched by ``apply_cosmos_kernels``.
 
 Beside ``benchmarking`` (the same tools layer: it imports the integration, never the reverse).
-``cosmos_kernels.benchmarking.cases`` adds these when diffusers is installed, so ``cosmos-kernels bench
---only diffusers``, the pytest-benchmark suite and ``benchmarks/device_run.sh`` run them. Each case is
-one diffusers module on diffusers' own weights (random): "ours" is the patched copy, "eager" the
-unpatched module, "torch.compile" the compiled unpatched module, and the peer "ours+compile" the
-compiled patched copy. The shapes are Cosmos's:
+``cosmos_kernels.benchmarking.cases`` adds these when diffusers is installed and they are asked for by
+name, so ``cosmos-kernels bench --only diffusers`` and ``BENCH_ONLY=diffusers benchmarks/device_run.sh``
+run them (the default run and the pytest-benchmark suite time our ops only). The "ours+compile" peer
+compiles even under ``--no-compile``. Each case is one diffusers module on diffusers' own weights
+(random): "ours" is the patched copy, "eager" the unpatched module, "torch.compile" the compiled
+unpatched module, and the peer "ours+compile" the compiled patched copy. The shapes are Cosmos's:
 
 - a Cosmos-1.0-7B block (4096 wide, 32 heads, learnable extra position embedding) on the 121-frame
   720p grid, 16 x 44 x 80 = 56,320 tokens, 512 T5 tokens;
