@@ -35,8 +35,14 @@
 # op family per call: each compile costs 20-60 s), the chunked tokenizer's peak memory.
 # A call returns at most 8 files, so the default PHASES leave "ring" out: with every phase there would
 # be 9 (ring_blocks.json).
+# diffusers' Cosmos models (bench cases "diffusers ...", tests/test_diffusers_*.py) need diffusers, which
+# the image lacks: install it here for the image's Python with `pip install --target .device_deps
+# --python-version 3.12 --only-binary=:all: diffusers`, carry .device_deps, set PYDEPS=.device_deps; then
+# BENCH_ONLY=diffusers runs the Cosmos-1.0-7B and Predict2-2B blocks and the CV8x8x8 VAE, each
+# unpatched, patched, and compiled (BENCH_ARGS must not hold --no-compile for the compile columns).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+[ -n "${PYDEPS:-}" ] && export PYTHONPATH="$PWD/$PYDEPS${PYTHONPATH:+:$PYTHONPATH}"
 OUT=${OUT:-$(mktemp -d)}
 PHASES=${PHASES:-"build tests bench crossover profile"}
 PY=${PY:-python3}

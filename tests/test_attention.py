@@ -504,7 +504,7 @@ BAD = [
     (lambda: ops.rope3d_cos_sin(2, 3, 4, 10), ValueError, ["head_dim", ">= 12"]),
     (lambda: ops.rope3d_cos_sin(2, 3, 4, 13), ValueError, ["head_dim", "even"]),
     (lambda: ops.rope3d_cos_sin(2, 0, 4, 64), ValueError, ["h", ">= 1"]),
-    (lambda: ops.rope3d_cos_sin(2, 3, 4, 64, fps=0), ValueError, ["fps", "positive"]),
+    (lambda: ops.rope3d_cos_sin(2, 3, 4, 64, fps=0), ValueError, ["fps", "> 0", "got 0"]),
     (lambda: ops.rope3d_cos_sin(2, 3, 4, 64, offsets=(1, 2)), ValueError, ["offsets", "three"]),
 ]
 

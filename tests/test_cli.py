@@ -42,6 +42,7 @@ def test_bench_quick_times_every_op(tmp_path, monkeypatch, capsys):
         "haar3d_analysis",
         "haar3d_synthesis",
         "group_norm_silu",
+        "rms_norm_channels_silu",
         "qk_norm_rope",
         "attention fwd",
         "attention fwd+bwd",

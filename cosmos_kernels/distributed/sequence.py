@@ -207,7 +207,8 @@ def context_parallel(
     if not (hasattr(model, "cp_group") and hasattr(model, "cp_attention")):
         raise TypeError(
             f"{op}: model must support context parallelism (have cp_group and cp_attention attributes, as "
-            f"models.dit.GeneralDIT does), got a {type(model).__name__}"
+            "models.dit.GeneralDIT and a diffusers CosmosTransformer3DModel after "
+            f"cosmos_kernels.integrations.diffusers.apply_cosmos_kernels do), got a {type(model).__name__}"
         )
     if attention not in CP_ATTENTION:
         raise ValueError(f"{op}: attention must be one of {', '.join(CP_ATTENTION)}, got {attention!r}")

@@ -3,6 +3,13 @@ tokenizers, their configs and checkpoint loading, the latent normalization betwe
 world model shipped with the package (``load_tiny_world``), and the text encoders that condition them."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
+from cosmos_kernels.models.diffusers_bridge import (
+    DiffusersWorld,
+    dit_from_diffusers,
+    dit_to_diffusers,
+    load_diffusers_dir,
+    tokenizer_from_diffusers,
+)
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
 from cosmos_kernels.models.text_encoders import (
@@ -44,6 +51,7 @@ __all__ = [
     "Decoder",
     "DecoderFactorized",
     "DiTConfig",
+    "DiffusersWorld",
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",
@@ -58,9 +66,12 @@ __all__ = [
     "build_tokenizer",
     "denormalize_latents",
     "dit_config",
+    "dit_from_diffusers",
+    "dit_to_diffusers",
     "inert_parameter_names",
     "load_cosmos_state_dict",
     "load_cosmos_tokenizer_state_dict",
+    "load_diffusers_dir",
     "load_latent_stats",
     "load_tiny_world",
     "no_upsampling",
@@ -69,4 +80,5 @@ __all__ = [
     "tiny_world_manifest",
     "tiny_world_text_encoder",
     "tokenizer_config",
+    "tokenizer_from_diffusers",
 ]

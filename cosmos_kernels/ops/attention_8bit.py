@@ -30,10 +30,10 @@ def _kernels() -> ModuleType:
     return attention_8bit
 
 
-def check_precision(op: str, precision: object) -> str | None:
+def check_precision(op: str, precision: object, name: str = "precision") -> str | None:
     """``precision`` itself when it names an attention precision (None: exact), else ValueError."""
     if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"{op}: precision must be None (exact) or one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"{op}: {name} must be None (exact) or one of {PRECISIONS}, got {precision!r}")
     return precision
 
 

@@ -73,6 +73,12 @@ def _group_norm_silu_example(dtype: torch.dtype) -> Example:
     return (x, weight, bias), {"num_groups": 2}
 
 
+def _rms_norm_channels_silu_example(dtype: torch.dtype) -> Example:
+    x = _randn(2, 6, 3, 4, 5, dtype=dtype, seed=0)
+    weight, bias = (1 + 0.1 * _randn(6, dtype=dtype, seed=i) for i in (1, 2))
+    return (x, weight, bias), {}
+
+
 def _tables(seq: int, dim: int) -> tuple[Tensor, Tensor]:
     angles = torch.arange(seq, dtype=torch.float32)[:, None] * torch.linspace(0.05, 1.0, dim // 2)
     return angles.cos(), angles.sin()
@@ -149,6 +155,14 @@ OPS: dict[str, OpSpec] = {
             _STREAM_WHY,
             _group_norm_silu_example,
             ("group_norm_silu",),
+        ),
+        OpSpec(
+            "rms_norm_channels_silu",
+            reference.rms_norm_channels_silu,
+            ("triton",),
+            _STREAM_WHY,
+            _rms_norm_channels_silu_example,
+            ("rms_norm_channels_silu",),
         ),
         OpSpec(
             "qk_norm_rope",

@@ -12,6 +12,7 @@ from cosmos_kernels.reference.attention import (
     qk_norm_rope,
     rms_norm_per_head,
 )
+from cosmos_kernels.reference.channel_norm import rms_norm_channels_silu
 from cosmos_kernels.reference.haar import (
     haar2d_analysis,
     haar2d_synthesis,
@@ -32,5 +33,6 @@ __all__ = [
     "haar3d_analysis",
     "haar3d_synthesis",
     "qk_norm_rope",
+    "rms_norm_channels_silu",
     "rms_norm_per_head",
 ]

@@ -180,6 +180,43 @@ def group_norm_silu_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype
     )
 
 
+def _rms_norm_channels_silu_eager(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-12
+) -> torch.Tensor:
+    """diffusers' ``WanRMS_norm`` (F.normalize over channels, times sqrt(C) and the gain, plus the bias),
+    then SiLU, as the Wan VAE's residual blocks run it."""
+    per_channel = (-1,) + (1,) * (x.dim() - 2)
+    out = F.normalize(x, dim=1, eps=eps) * x.shape[1] ** 0.5 * weight.view(per_channel) + bias.view(
+        per_channel
+    )
+    return F.silu(out)
+
+
+def rms_norm_channels_silu_case(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> Case:
+    """The Wan VAE's norm + SiLU (Cosmos Predict2/2.5) on one (B, C, T, H, W) activation."""
+    channels = shape[1]
+
+    def make() -> tuple[torch.Tensor, ...]:
+        x = torch.randn(shape, dtype=dtype, device=device)
+        weight = 1 + 0.1 * torch.randn(channels, dtype=dtype, device=device)
+        bias = 0.1 * torch.randn(channels, dtype=dtype, device=device)
+        return x, weight, bias
+
+    def ours(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str) -> torch.Tensor:
+        return ops.rms_norm_channels_silu(x, weight, bias, backend=backend)
+
+    return Case(
+        name="rms_norm_channels_silu",
+        shape=_shape_label(shape),
+        # x read once and the output written once (the kernel's second read of x hits L2 or not: the
+        # compulsory traffic is what the peers must move too).
+        bytes_moved=2 * math.prod(shape) * (torch.finfo(dtype).bits // 8),
+        inputs=_input_sets(make),
+        op=ours,
+        eager=_rms_norm_channels_silu_eager,
+    )
+
+
 def _norm_rope_eager(
     x: torch.Tensor, weight: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
 ) -> torch.Tensor:
@@ -514,6 +551,7 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "haar3d_analysis": lambda: haar3d_case(video, dtype, device, inverse=False),
         "haar3d_synthesis": lambda: haar3d_case(video, dtype, device, inverse=True),
         "group_norm_silu": lambda: group_norm_silu_case(norm_shape, 1, dtype, device),
+        "rms_norm_channels_silu": lambda: rms_norm_channels_silu_case(norm_shape, dtype, device),
         "qk_norm_rope": lambda: qk_norm_rope_case(grid, heads, 128, dtype, device),
         "attention fwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=False),
         "attention fwd+bwd": lambda: attention_case(grid, heads, 128, dtype, device, backward=True),
@@ -530,6 +568,12 @@ def cases(size: str, dtype: torch.dtype, device: str, only: Sequence[str] | None
         "dit block fwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=False),
         "dit block fwd+bwd": lambda: dit_block_case(grid, *block, 512, dtype, device, backward=True),
     }
+    # diffusers' models only when asked for by name (--only diffusers): each case builds and compiles
+    # two copies of a model, and the default run times our ops.
+    if only is not None and importlib.util.find_spec("diffusers") is not None:
+        from cosmos_kernels.tools.benchmarking_diffusers import diffusers_cases
+
+        builders.update(diffusers_cases(size, dtype, device))
     names = list(builders)
     if only is not None:
 

@@ -90,6 +90,13 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         help="ranks per Ulysses group of the hybrid (default: torchrun's LOCAL_WORLD_SIZE, a node)",
     )
     parser.add_argument(
+        "--diffusers",
+        choices=("patched", "unpatched"),
+        default=None,
+        help="profile diffusers' CosmosTransformer3DModel of the same config and weights "
+        "(models.dit_to_diffusers), patched by apply_cosmos_kernels or not (needs diffusers)",
+    )
+    parser.add_argument(
         "--trace-dir", default="profile_traces", help="where each rank writes its Chrome trace"
     )
     parser.add_argument(
@@ -238,6 +245,14 @@ def _setup_distributed(device_arg: str | None) -> tuple[torch.device, bool]:
     return device, initialized_here
 
 
+def _diffusers_transformer(net: torch.nn.Module, *, patched: bool) -> torch.nn.Module:
+    from cosmos_kernels.integrations.diffusers import apply_cosmos_kernels
+    from cosmos_kernels.models import dit_to_diffusers
+
+    transformer = dit_to_diffusers(net)
+    return apply_cosmos_kernels(transformer) if patched else transformer
+
+
 def run_profile(args: argparse.Namespace) -> int:
     """Profile ``args.steps`` DiT forward+backward steps on this rank; rank 0 prints every rank's report.
 
@@ -261,10 +276,12 @@ def run_profile(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         blocks = {} if args.blocks is None else {"num_blocks": args.blocks}
         model = build_dit(args.model, **blocks).to(device=device, dtype=dtype)
+        c = model.config
+        if args.diffusers is not None:
+            model = _diffusers_transformer(model, patched=args.diffusers == "patched")
         parallel = world > 1 and not args.no_context_parallel
         if parallel:
             context_parallel(model, dist.group.WORLD, **_cp_layout(args, device, world))
-        c = model.config
         gen = torch.Generator(device=device).manual_seed(1)
         frames, height, width = args.latent
         x = torch.randn(
@@ -276,6 +293,15 @@ def run_profile(args: argparse.Namespace) -> int:
         )
         tokens = (frames // c.patch_temporal) * (height // c.patch_spatial) * (width // c.patch_spatial)
 
+        def forward(x: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+            if args.diffusers is None:
+                return model(x, timesteps, text, fps=24.0)
+            # diffusers takes timestep = our c_noise and a padding mask of batch 1 (here: no padding).
+            padding = x.new_zeros(1, 1, height, width)
+            return model(
+                x, timestep=timesteps, encoder_hidden_states=text, fps=24, padding_mask=padding
+            ).sample
+
         def sync() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -283,7 +309,7 @@ def run_profile(args: argparse.Namespace) -> int:
         def step() -> float:
             sync()
             start = time.perf_counter()
-            model(x, timesteps, text, fps=24.0).float().square().mean().backward()
+            forward(x, timesteps, text).float().square().mean().backward()
             model.zero_grad(set_to_none=True)
             sync()
             return time.perf_counter() - start
@@ -319,7 +345,8 @@ def run_profile(args: argparse.Namespace) -> int:
                 f"{args.cp_attention}, shards {shard_sizes(tokens, dist.group.WORLD)}" if parallel else "no"
             )
             print(
-                f"{args.model} DiT (blocks: {c.num_blocks}), {args.batch} x {frames}x{height}x{width} latents"
+                f"{args.model} DiT{f' in diffusers, {args.diffusers}' if args.diffusers else ''} "
+                f"(blocks: {c.num_blocks}), {args.batch} x {frames}x{height}x{width} latents"
                 f" = {tokens} tokens, {dtype}, {world} rank(s), context parallel: {split}"
             )
             for r in reports:
