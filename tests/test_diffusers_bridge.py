@@ -6,6 +6,7 @@ torchvision stand-in for diffusers' padding-mask resize is explained in test_dif
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,21 @@ def test_load_diffusers_dir(tmp_path):
     torch.testing.assert_close(world.latent_std, torch.full((4,), 2.0))
     ours, theirs = _both_outputs(transformer, world.net, False)
     _assert_close(ours, theirs, "loaded GeneralDIT vs diffusers")
+
+
+def test_generate_runs_a_diffusers_dir(tmp_path, capsys):
+    from cosmos_kernels.tools import cli
+
+    _transformer().save_pretrained(tmp_path / "transformer")
+    _vae().save_pretrained(tmp_path / "vae")
+    index = {"_class_name": "CosmosTextToWorldPipeline", "transformer": [], "vae": []}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    out = tmp_path / "t2w.npy"
+    args = ["generate", "--diffusers-dir", str(tmp_path), "--prompt", "a ball", "--frames", "9"]
+    assert cli.main([*args, "--height", "32", "--width", "32", "--steps", "2", "--out", str(out)]) == 0
+    assert "CosmosTextToWorldPipeline from" in capsys.readouterr().out
+    assert np.load(out).shape == (9, 32, 32, 3)
+    assert cli.main([*args, "--checkpoint", "model.pt"]) == 2
+    assert "holds the transformer and the VAE: drop --checkpoint" in capsys.readouterr().err
+    assert cli.main(["generate", "--diffusers-dir", str(tmp_path / "none"), "--prompt", "x"]) == 2
+    assert "no model_index.json" in capsys.readouterr().err

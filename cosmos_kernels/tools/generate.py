@@ -34,6 +34,7 @@ from cosmos_kernels.tools.common import (
 
 # The Text2World / Video2World models whose trained weights ship with the package (models.tiny_world).
 SHIPPED_WORLD_MODELS = {"tiny": "text2world", "tiny-video2world": "video2world"}
+DEFAULT_MODEL = "tiny"
 
 
 def _world_model(
@@ -69,6 +70,31 @@ def _world_model(
     return net.to(device, dtype).eval(), None
 
 
+def _diffusers_world_model(
+    args: argparse.Namespace, console: Console
+) -> tuple[GeneralDIT, tuple[ContinuousTokenizer, torch.Tensor | None, torch.Tensor | None]]:
+    """The network, tokenizer and latent statistics of a diffusers-format Cosmos-1.0 directory."""
+    from cosmos_kernels.models import load_diffusers_dir
+
+    options = ("model", "checkpoint", "tokenizer", "tokenizer_checkpoint")
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name) is not None]
+    if given:
+        raise CliError(
+            f"--diffusers-dir {args.diffusers_dir} holds the transformer and the VAE: drop {', '.join(given)}"
+        )
+    device, dtype = device_dtype(args)
+    try:
+        world = load_diffusers_dir(args.diffusers_dir, device)
+    except (ImportError, OSError, ValueError) as error:
+        raise CliError(str(error)) from error
+    console.print(
+        f"{world.pipeline_class or 'diffusers pipeline'} from {args.diffusers_dir}: its transformer and VAE "
+        "on our GeneralDIT and tokenizer"
+    )
+    tokenizer = world.tokenizer.to(device, dtype).eval()
+    return world.net.to(device, dtype).eval(), (tokenizer, world.latent_mean, world.latent_std)
+
+
 def _generate(args: argparse.Namespace, console: Console) -> int:
     from cosmos_kernels.pipelines import (
         HashTextEncoder,
@@ -81,20 +107,28 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     _check_writable(args.out, "--out")
     if args.contact_sheet is not None:
         _check_writable(args.contact_sheet, "--contact-sheet")
-    net, shipped = _world_model(args, console)
+    if args.diffusers_dir is not None:
+        net, bundled = _diffusers_world_model(args, console)
+        shipped, name = None, args.diffusers_dir
+    else:
+        args.model = args.model or DEFAULT_MODEL
+        net, shipped = _world_model(args, console)
+        bundled, name = shipped, args.model
     net.attention_precision = args.attention_precision
     video2world = net.config.video_extend
     if video2world != (args.input_video is not None):
         raise CliError(
             "Video2World models (*-video2world) take --input-video, Text2World models do not; "
-            f"{args.model} is {'a Video2World' if video2world else 'a Text2World'} model"
+            f"{name} is {'a Video2World' if video2world else 'a Text2World'} model"
         )
     stats = {}
     size, guidance = 64, 7.0
     manifest = tiny_world_manifest() if shipped is not None else None
-    if shipped is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
-        tokenizer, stats["latent_mean"], stats["latent_std"] = shipped
-        size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
+    if bundled is not None and args.tokenizer is None and args.tokenizer_checkpoint is None:
+        tokenizer, mean, std = bundled
+        stats = {k: v for k, v in (("latent_mean", mean), ("latent_std", std)) if v is not None}
+        if shipped is not None:
+            size, guidance = manifest["size"], manifest["guidance"][SHIPPED_WORLD_MODELS[args.model]]
     else:
         tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
         tokenizer = video_tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
@@ -104,7 +138,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         text_encoder = tiny_world_text_encoder()  # as trained: the hash stand-in, shorter padding
     else:
         console.print("No --t5: prompts are embedded by the deterministic stand-in (HashTextEncoder).")
-        text_encoder = HashTextEncoder()
+        text_encoder = HashTextEncoder(width=net.config.crossattn_emb_channels)
     options = SamplingOptions(
         num_steps=args.steps,
         guidance=guidance if args.guidance is None else args.guidance,
@@ -203,7 +237,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     generate.add_argument(
         "--negative-prompt", default=None, help="steer away from this (replaces the empty prompt)"
     )
-    generate.add_argument("--model", default="tiny", help=f"one of {', '.join(DIT_CONFIGS)}")
+    generate.add_argument(
+        "--model", default=None, help=f"one of {', '.join(DIT_CONFIGS)} (default: {DEFAULT_MODEL})"
+    )
+    generate.add_argument(
+        "--diffusers-dir",
+        default=None,
+        metavar="DIR",
+        help="a diffusers-format Cosmos-1.0 pipeline directory (model_index.json, transformer/, vae/), "
+        "run on our models (needs the diffusers extra)",
+    )
     generate.add_argument(
         "--checkpoint",
         default=None,
