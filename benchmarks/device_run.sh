@@ -5,7 +5,7 @@
 # kernel by kernel), write JSON under $OUT and print a short table last. The device image
 # has torch, triton, nvcc and pytest-benchmark but no registry access, hence --no-build-isolation
 # --no-deps; its Python is `python3` (a plain `python` may be missing).
-#   usage: OUT=/some/dir [PHASES="build tests bench crossover profile" (also: ring, attention8)] [BENCH_ONLY="attention,qk_norm_rope"] \
+#   usage: OUT=/some/dir [PHASES="build tests bench crossover profile" (also: ring, attention8, diffusers)] [BENCH_ONLY="attention,qk_norm_rope"] \
 #          [BENCH_REPS=20] [BENCH_BACKENDS=auto,triton] [BENCH_ARGS=--no-compile] [TESTS="tests/test_x.py"] \
 #          [BUILD_CUDA=0] [TESTS_TIMEOUT=330] [BENCH_TIMEOUT=420] [CROSSOVER_TIMEOUT=240] \
 #          [CROSSOVER_SHAPES="8x44x80,cross"] [PROFILE_TIMEOUT=150] [RING_TIMEOUT=120] \
@@ -131,6 +131,20 @@ if [[ " $PHASES " == *" attention8 "* ]]; then
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 
+if [[ " $PHASES " == *" diffusers "* ]]; then
+  # apply_cosmos_kernels on diffusers' models (issue 18): the bf16 GPU tests against the float32 model,
+  # then diffusers' Cosmos-1.0-7B and Predict2-2B blocks and the CV8x8x8 VAE, unpatched, patched and
+  # compiled, at the Cosmos shapes (needs PYDEPS, see above). Files: diffusers.txt, bench_diffusers.json.
+  step "diffusers' Cosmos models, patched against unpatched"
+  timeout "${DIFFUSERS_TESTS_TIMEOUT:-150}" $PY -m pytest tests/test_diffusers_integration.py -m gpu -q \
+    -p no:cacheprovider 2>&1 | tee "$OUT/diffusers.txt" | tail -5
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  timeout "${DIFFUSERS_BENCH_TIMEOUT:-300}" $PY -m cosmos_kernels.cli bench --backend auto --reps "${BENCH_REPS:-10}" \
+    --only diffusers --json "$OUT/bench_diffusers.json" $([ "$SHAPES" = quick ] && echo --quick) \
+    2>&1 | tee -a "$OUT/diffusers.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
 if [[ " $PHASES " == *" profile "* ]]; then
   # Two blocks of Cosmos-7B at 121 frames 720p (56,320 tokens, 512 text tokens), forward + backward.
   step "profile: DiT training steps, kernels by time"
@@ -146,5 +160,6 @@ step "summary"
 [ -f "$OUT/bench.txt" ] && grep -E "^[a-z0-9_ +-]+ \[|failed" "$OUT/bench.txt"
 [ -f "$OUT/crossover.txt" ] && grep -E "^│|^┃|^ring step" "$OUT/crossover.txt"
 [ -f "$OUT/attention8.txt" ] && grep -E "passed|failed|^\{|^attention-8bit" "$OUT/attention8.txt"
+[ -f "$OUT/diffusers.txt" ] && grep -E "passed|failed|^diffusers" "$OUT/diffusers.txt"
 [ -f "$OUT/profile.json" ] && grep -E "^rank 0|^ +[0-9.]+ ms" "$OUT/machine.txt" | head -8
 exit $status
