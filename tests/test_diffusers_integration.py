@@ -476,7 +476,7 @@ def test_patched_transformer_bf16_on_gpu_within_bf16_error(variant):
 def test_profile_runs_diffusers_transformer(tmp_path, capsys, variant):
     import argparse
 
-    from cosmos_kernels import profiling
+    from cosmos_kernels.tools import profiling
 
     parser = argparse.ArgumentParser()
     profiling.add_profile_arguments(parser)
