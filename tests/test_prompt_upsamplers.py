@@ -1,6 +1,6 @@
 """Cosmos's prompt upsamplers (models.prompt_upsamplers) on tiny random transformers models built here: the
 exact prompt fed to the model, the sampling settings, the last-frame resize, the 250-word skip, the
-offloading, ``clean_upsampled_prompt`` against Cosmos's ``clean_text`` and the pipelines."""
+offloading, ``clean_upsampled_prompt`` against Cosmos's ``clean_text``, the pipelines and ``generate``."""
 
 import copy
 import gc
@@ -23,6 +23,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from cosmos_kernels import cli
 from cosmos_kernels.models import build_dit, build_tokenizer
 from cosmos_kernels.models.prompt_upsamplers import VIDEO2WORLD_INSTRUCTION
 from cosmos_kernels.pipelines import (
@@ -356,6 +357,33 @@ def test_pipelines_run_the_upsamplers(text2world_dir, video2world_dir, video_tok
         Video2WorldPipeline(net, HashTextEncoder(), video_tokenizer, prompt_upsampler=text2world)
     with pytest.raises(ValueError, match="Text2WorldPipeline takes a text2world prompt upsampler"):
         Text2WorldPipeline(build_dit("tiny"), HashTextEncoder(), prompt_upsampler=video2world)
+
+
+def test_cli_generate_upsample_prompt(text2world_dir, video2world_dir, tmp_path, capsys, recorder):
+    out = tmp_path / "t2w.npy"
+    argv = ["generate", "--prompt", "a red ball", "--steps", "1", "--frames", "9", "--out", str(out)]
+    assert cli.main([*argv, "--upsample-prompt", str(text2world_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "Upsampled prompt:" in printed
+    frames = np.load(out)
+    video = tmp_path / "given.mp4"
+    from cosmos_kernels.video_io import write_video
+
+    write_video(video, torch.from_numpy(frames), 24)
+    # Video2World: no --prompt needed with the upsampler, which says that the prompt is not used.
+    argv = ["generate", "--model", "tiny-video2world", "--input-video", str(video), "--steps", "1"]
+    argv += ["--frames", "9", "--out", str(tmp_path / "v2w.npy"), "--upsample-prompt", str(video2world_dir)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "input prompt is not used" in printed and "Upsampled prompt:" in printed
+    # The wrong kind for the model, and a missing directory: one-line errors before sampling.
+    argv = ["generate", "--prompt", "x", "--out", str(tmp_path / "x.npy"), "--upsample-prompt"]
+    assert cli.main([*argv, str(video2world_dir)]) == 2
+    assert "expected a Mistral causal LM" in capsys.readouterr().err
+    assert cli.main([*argv, str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["generate", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "--prompt is required" in capsys.readouterr().err
 
 
 # ---- bad input ----
