@@ -405,6 +405,8 @@ def test_bad_directories_and_kinds(text2world_dir, video2world_dir, tmp_path):
         PromptUpsampler.from_pretrained(video2world_dir, "text2world")
     with pytest.raises(ValueError, match="kind must be 'text2world' or 'video2world'"):
         PromptUpsampler.from_pretrained(text2world_dir, "image2world")
+    with pytest.raises(TypeError, match=r"seed must be an int >= 0, got 1\.5"):
+        PromptUpsampler.from_pretrained(text2world_dir, seed=1.5)
     text2world = PromptUpsampler.from_pretrained(text2world_dir, notify=lambda _: None)
     video2world = PromptUpsampler.from_pretrained(video2world_dir, "video2world", notify=lambda _: None)
     with pytest.raises(ValueError, match="the Text2World upsampler takes no video"):

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from cosmos_kernels.checks import check_int
 from cosmos_kernels.video_io import from_model
 
 Tensor = torch.Tensor
@@ -213,8 +214,7 @@ class PromptUpsampler:
         op = "PromptUpsampler.from_pretrained"
         if kind not in KINDS:
             raise ValueError(f"{op}: kind must be 'text2world' or 'video2world', got {kind!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"{op}: seed must be an int, got {type(seed).__name__}")
+        check_int(op, "seed", seed, 0)
         try:
             from transformers import AutoImageProcessor, AutoTokenizer
         except ImportError as error:
