@@ -1,6 +1,7 @@
 """Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
 tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
-world model shipped with the package (``load_tiny_world``), and the text encoders that condition them."""
+world model shipped with the package (``load_tiny_world``), the text encoders that condition them and
+Cosmos's prompt upsamplers."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.diffusers_bridge import (
@@ -12,14 +13,8 @@ from cosmos_kernels.models.diffusers_bridge import (
 )
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
-from cosmos_kernels.models.text_encoders import (
-    MAX_TOKENS,
-    HashTextEncoder,
-    PromptUpsampler,
-    T5TextEncoder,
-    TextEncoder,
-    no_upsampling,
-)
+from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
+from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
 from cosmos_kernels.models.tiny_world import (
     load_tiny_world,
     tiny_world_dir,
@@ -64,6 +59,7 @@ __all__ = [
     "TokenizerConfig",
     "build_dit",
     "build_tokenizer",
+    "clean_upsampled_prompt",
     "denormalize_latents",
     "dit_config",
     "dit_from_diffusers",

@@ -9,7 +9,7 @@ prompt's length.
 
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,14 +18,6 @@ import torch
 Tensor = torch.Tensor
 MAX_TOKENS = 512
 T5_WIDTH = 1024
-
-PromptUpsampler = Callable[[str], str]
-"""A function from a prompt to a longer, more detailed prompt (Cosmos uses an LLM for this)."""
-
-
-def no_upsampling(prompt: str) -> str:
-    """The default prompt upsampler: the prompt unchanged."""
-    return prompt
 
 
 class TextEncoder(Protocol):

@@ -1,14 +1,8 @@
-"""User-level generation: Text2World and Video2World pipelines, and (from ``models.text_encoders``) the
-text conditioning they take."""
+"""User-level generation: Text2World and Video2World pipelines, and (from ``models``) the
+text conditioning and prompt upsampling they take."""
 
-from cosmos_kernels.models.text_encoders import (
-    MAX_TOKENS,
-    HashTextEncoder,
-    PromptUpsampler,
-    T5TextEncoder,
-    TextEncoder,
-    no_upsampling,
-)
+from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
+from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
 from cosmos_kernels.pipelines.world import (
     SamplingOptions,
     Text2WorldPipeline,
@@ -28,5 +22,6 @@ __all__ = [
     "Video2WorldPipeline",
     "WorldPipeline",
     "WorldSample",
+    "clean_upsampled_prompt",
     "no_upsampling",
 ]

@@ -2,14 +2,16 @@
 
 A pipeline holds the diffusion network (``build_dit``), optionally the tokenizer that maps between
 pixels and latents (without one it returns latents only), a text encoder, the latent statistics and a
-prompt upsampler. Sampling is Cosmos's by default: EDM Euler on Karras sigmas (80 -> 0.0002 -> 0,
-35 steps), classifier-free guidance 7 against the zero (or a negative prompt's) embedding, fps 24,
-no padding. Video2World encodes the 1 or 9 given frames to 1 or 2 condition latent frames and keeps
-them, noise-augmented at sigma 0.001, through every step. ``attention_precision`` ("qk-int8",
+prompt upsampler: any function of a prompt, or a ``PromptUpsampler`` of the pipeline's kind (the
+Video2World one describes the last given frame and ignores the prompt, as Cosmos does). Sampling is
+Cosmos's by default: EDM Euler on Karras sigmas (80 -> 0.0002 -> 0, 35 steps), classifier-free guidance
+7 against the zero (or a negative prompt's) embedding, fps 24, no padding. Video2World encodes the 1 or
+9 given frames to 1 or 2 condition latent frames and keeps them, noise-augmented at sigma 0.001, through
+every step. ``attention_precision`` ("qk-int8",
 "qk-int8-pv-fp8") sets the network's attention layers to 8-bit attention (``ops.attention``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +36,8 @@ from cosmos_kernels.models import (
     denormalize_latents,
     normalize_latents,
 )
-from cosmos_kernels.models.text_encoders import PromptUpsampler, TextEncoder, no_upsampling
+from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, no_upsampling
+from cosmos_kernels.models.text_encoders import TextEncoder
 
 Tensor = torch.Tensor
 
@@ -71,6 +74,8 @@ class SamplingOptions:
 class WorldPipeline:
     """Shared parts of Text2World and Video2World; see the module docstring."""
 
+    upsampler_kind = ""
+
     def __init__(
         self,
         net: GeneralDIT,
@@ -79,7 +84,7 @@ class WorldPipeline:
         *,
         latent_mean: Tensor | None = None,
         latent_std: Tensor | None = None,
-        prompt_upsampler: PromptUpsampler = no_upsampling,
+        prompt_upsampler: PromptUpsampler | Callable[[str], str] = no_upsampling,
         temporal_compression: int = 8,
         spatial_compression: int = 8,
         attention_precision: str | None = None,
@@ -90,6 +95,11 @@ class WorldPipeline:
             raise ValueError(
                 f"the text encoder's width {getattr(text_encoder, 'width', None)} must equal the network's "
                 f"crossattn_emb_channels {net.config.crossattn_emb_channels}"
+            )
+        if isinstance(prompt_upsampler, PromptUpsampler) and prompt_upsampler.kind != self.upsampler_kind:
+            raise ValueError(
+                f"{type(self).__name__} takes a {self.upsampler_kind} prompt upsampler, got a "
+                f"{prompt_upsampler.kind} one"
             )
         if tokenizer is not None:
             temporal_compression = tokenizer.config.temporal_compression
@@ -146,11 +156,18 @@ class WorldPipeline:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompt must be a string or a non-empty list of strings")
+        return prompts
+
+    def _upsample(self, prompts: list[str], video: Tensor | None = None) -> list[str]:
+        if isinstance(self.prompt_upsampler, PromptUpsampler):
+            return self.prompt_upsampler.upsample(prompts, video)  # one load of the model for the batch
         return [self.prompt_upsampler(p) for p in prompts]
 
 
 class Text2WorldPipeline(WorldPipeline):
     """A video from a text prompt."""
+
+    upsampler_kind = "text2world"
 
     @torch.no_grad()
     def __call__(
@@ -169,6 +186,7 @@ class Text2WorldPipeline(WorldPipeline):
             raise ValueError("this is a Video2World network; use Video2WorldPipeline")
         prompts = self._prompts(prompt)
         shape = self.latent_shape(len(prompts), num_frames, height, width)
+        prompts = self._upsample(prompts)
         emb, negative = self.encode_text(prompts, negative_prompt)
         denoise = guided_denoiser(
             self.denoiser,
@@ -192,6 +210,8 @@ class Text2WorldPipeline(WorldPipeline):
 
 class Video2WorldPipeline(WorldPipeline):
     """A video that continues given frames (1 or 9, i.e. 1 or 2 latent frames), guided by a prompt."""
+
+    upsampler_kind = "video2world"
 
     @torch.no_grad()
     def __call__(
@@ -226,6 +246,7 @@ class Video2WorldPipeline(WorldPipeline):
                 f"the {video.shape[2]} given frames ({given} latent frames) must be fewer than the "
                 f"{num_frames} frames to generate ({shape[2]} latent frames)"
             )
+        prompts = self._upsample(prompts, video)
         dtype = next(self.tokenizer.parameters()).dtype
         condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
         condition = video2world_condition(

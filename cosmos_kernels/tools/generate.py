@@ -98,12 +98,16 @@ def _diffusers_world_model(
 def _generate(args: argparse.Namespace, console: Console) -> int:
     from cosmos_kernels.pipelines import (
         HashTextEncoder,
+        PromptUpsampler,
         SamplingOptions,
         T5TextEncoder,
         Text2WorldPipeline,
         Video2WorldPipeline,
+        no_upsampling,
     )
 
+    if args.prompt is None and args.upsample_prompt is None:
+        raise CliError("--prompt is required (a Video2World model with --upsample-prompt does without)")
     _check_writable(args.out, "--out")
     if args.contact_sheet is not None:
         _check_writable(args.contact_sheet, "--contact-sheet")
@@ -120,6 +124,16 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         raise CliError(
             "Video2World models (*-video2world) take --input-video, Text2World models do not; "
             f"{name} is {'a Video2World' if video2world else 'a Text2World'} model"
+        )
+    upsampler = no_upsampling
+    if args.upsample_prompt is not None:
+        if args.prompt is None and not video2world:
+            raise CliError(f"--prompt is required: {name} is Text2World, whose upsampler rewrites the prompt")
+        upsampler = PromptUpsampler.from_pretrained(
+            args.upsample_prompt,
+            "video2world" if video2world else "text2world",
+            device=device_dtype(args)[0],
+            notify=lambda message: console.print(message, markup=False),
         )
     stats = {}
     size, guidance = 64, 7.0
@@ -162,10 +176,10 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
                 f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
             )
         given = to_model(frames[: args.input_frames])
-        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, **stats)
-        result = pipeline(args.prompt, given.to(pipeline.device), num_frames=args.frames, **common)
+        pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
+        result = pipeline(args.prompt or "", given.to(pipeline.device), num_frames=args.frames, **common)
     else:
-        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, **stats)
+        pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
         height = size if args.height is None else args.height
         width = size if args.width is None else args.width
         if shipped is not None:
@@ -233,7 +247,11 @@ cmd_generate = reporting_errors(_generate)
 
 def register(sub: argparse._SubParsersAction) -> None:
     generate = sub.add_parser("generate", help="generate a video from a prompt (and given frames)")
-    generate.add_argument("--prompt", required=True, help="what the video shows")
+    generate.add_argument(
+        "--prompt",
+        default=None,
+        help="what the video shows (required, except for a Video2World model with --upsample-prompt)",
+    )
     generate.add_argument(
         "--negative-prompt", default=None, help="steer away from this (replaces the empty prompt)"
     )
@@ -262,6 +280,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     generate.add_argument(
         "--t5", default=None, metavar="DIR", help="local T5 encoder directory (transformers)"
+    )
+    generate.add_argument(
+        "--upsample-prompt",
+        default=None,
+        metavar="DIR",
+        help="rewrite the prompt with Cosmos's prompt upsampler in this local transformers directory: "
+        "Mistral-NeMo (Text2World; prompts over 250 words are kept) or Pixtral-12B (Video2World: it "
+        "describes the input video's last given frame and does not use --prompt)",
     )
     generate.add_argument(
         "--input-video", default=None, help="Video2World: the video whose first frames to continue"
