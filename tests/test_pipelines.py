@@ -125,6 +125,36 @@ def test_cli_generate(tmp_path, capsys):
     assert "unknown world model" in capsys.readouterr().err
 
 
+def test_generate_video2world_continues_from_the_last_frames(tmp_path, monkeypatch):
+    """As Cosmos's get_condition_latent: the last --input-frames frames of the video condition it."""
+    import types
+
+    from cosmos_kernels import pipelines
+    from cosmos_kernels.video_io import write_video
+
+    levels = torch.arange(12, dtype=torch.uint8) * 20  # frame i is uniformly 20 * i
+    write_video(tmp_path / "in.mp4", levels[:, None, None, None].expand(12, 32, 32, 3).contiguous(), 24)
+    given = []
+
+    def record(self, prompt, frames, *, num_frames, **kwargs):
+        given.append(frames)
+        return types.SimpleNamespace(video=torch.zeros(1, 3, num_frames, 32, 32))
+
+    monkeypatch.setattr(pipelines.Video2WorldPipeline, "__call__", record)
+    args = [
+        "generate",
+        "--model",
+        "tiny-video2world",
+        "--prompt",
+        "x",
+        "--input-video",
+        str(tmp_path / "in.mp4"),
+    ]
+    assert cli.main([*args, "--input-frames", "9", "--frames", "17", "--out", str(tmp_path / "out.npy")]) == 0
+    pixels = (given[0][0] + 1) * 127.5  # (C, T, H, W) in [-1, 1] -> [0, 255]
+    assert pixels.mean(dim=(0, 2, 3)).round(decimals=-1).tolist() == [float(20 * i) for i in range(3, 12)]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -175,7 +175,8 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
             raise CliError(
                 f"--input-video {args.input_video}: {frames.shape[0]} frames, need {args.input_frames}"
             )
-        given = to_model(frames[: args.input_frames])
+        # Cosmos continues a video from its last frames (inference_utils.get_condition_latent).
+        given = to_model(frames[-args.input_frames :])
         pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
         result = pipeline(args.prompt or "", given.to(pipeline.device), num_frames=args.frames, **common)
     else:
@@ -293,7 +294,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input-video", default=None, help="Video2World: the video whose first frames to continue"
     )
     generate.add_argument(
-        "--input-frames", type=int, choices=(1, 9), default=1, help="Video2World: frames given"
+        "--input-frames",
+        type=int,
+        choices=(1, 9),
+        default=1,
+        help="Video2World: how many of the input video's last frames condition the generation",
     )
     generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
     generate.add_argument(
