@@ -26,6 +26,8 @@ from cosmos_kernels.training import (
     train_tokenizer,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (conftest.one_thread)
+
 LEVELS = [8, 8, 8, 5, 5, 5]
 
 # Cosmos Tokenizer's networks/configs.py `discrete_video` dict, less its `name`.
@@ -471,7 +473,6 @@ def test_pooled_video_target_for_a_dv8x16x16():
 TRAINED_PSNR_DB = 14.0
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_training_the_tiny_dv_tokenizer_raises_its_psnr():
     torch.manual_seed(0)
     model = build_tokenizer("tiny-dv8x16x16")
@@ -497,3 +498,103 @@ def test_training_the_tiny_dv_tokenizer_raises_its_psnr():
             batches=lambda step, n, frames: (clips[:1, :, 0], masks[:1, :, 0]),
             latent_tie=1.0,
         )
+
+
+# --- tokenize / detokenize --------------------------------------------------------------------------
+
+
+def _clip_file(path, frames=9, height=32, width=48):
+    from cosmos_kernels.data import physics_clip
+    from cosmos_kernels.video_io import from_model, write_video
+
+    write_video(path, from_model(physics_clip(frames, height, width, seed=0)[0][None]), 24)
+
+
+def test_tokenize_and_detokenize_indices_files(tmp_path, capsys):
+    pytest.importorskip("av")
+    import numpy as np
+    from safetensors import safe_open
+
+    from cosmos_kernels import cli
+    from cosmos_kernels.tools.common import RANDOM_WEIGHTS_SEED
+    from cosmos_kernels.video_io import read_video, to_model
+
+    _clip_file(tmp_path / "in.mp4")
+    model = ["--model", "tiny-dv8x16x16"]
+    tokens, npy = tmp_path / "t.safetensors", tmp_path / "t.npy"
+    assert cli.main(["tokenize", str(tmp_path / "in.mp4"), "--out", str(tokens), *model]) == 0
+    assert (
+        cli.main(["tokenize", str(tmp_path / "in.mp4"), "--out", str(npy), *model, "--chunk-frames", "9"])
+        == 0
+    )
+    with safe_open(tokens, framework="pt") as f:
+        indices = f.get_tensor("indices")
+        assert f.metadata()["model"] == "tiny-dv8x16x16"
+    assert indices.dtype == torch.int32 and indices.shape == (1, 2, 2, 3)
+    assert torch.equal(torch.from_numpy(np.load(npy)), indices)
+    torch.manual_seed(RANDOM_WEIGHTS_SEED)
+    with torch.no_grad():
+        expected = (
+            build_tokenizer("tiny-dv8x16x16").eval().encode(to_model(read_video(tmp_path / "in.mp4")[0]))
+        )
+    assert torch.equal(indices, expected)
+    capsys.readouterr()
+    assert cli.main(["detokenize", str(tokens), "--out", str(tmp_path / "a.mp4")]) == 0
+    assert cli.main(["detokenize", str(npy), "--out", str(tmp_path / "b.mp4"), *model, "--fps", "12"]) == 0
+    (a, fps_a), (b, fps_b) = read_video(tmp_path / "a.mp4"), read_video(tmp_path / "b.mp4")
+    assert a.shape == b.shape == (9, 32, 48, 3) and (fps_a, fps_b) == (24, 12)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        ("npy", [], "records no model; name it with --model"),
+        ("npy", ["--model", "tiny-cv8x8x8"], "tiny-cv8x8x8 is continuous"),
+        ("out_of_range", ["--model", "tiny-dv8x16x16"], "must lie in [0, 64000) for tiny-dv8x16x16"),
+        ("float", ["--model", "tiny-dv8x16x16"], "token indices must be integers, got float32"),
+        ("five_dims", ["--model", "tiny-dv8x16x16"], "takes indices (T', H', W') or (1, T', H', W')"),
+        ("frames", [], "17 frames of 32 x 48 encode to 3 latent frames of 2 x 3 with tiny-dv8x16x16"),
+    ],
+)  # fmt: skip
+def test_detokenize_bad_indices_files(tmp_path, capsys, make, args, message):
+    pytest.importorskip("av")
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from cosmos_kernels import cli
+
+    path = tmp_path / ("t.safetensors" if make == "frames" else "t.npy")
+    good = np.zeros((1, 2, 2, 3), dtype=np.int32)
+    if make == "frames":  # a file claiming 17 frames that holds the 2 latent frames of 9
+        meta = {"format": "cosmos-kernels-tokens-1", "model": "tiny-dv8x16x16", "checkpoint": ""}
+        meta.update(frames="17", height="32", width="48", fps="24")
+        save_file({"indices": torch.from_numpy(good)}, path, metadata=meta)
+    else:
+        array = {
+            "npy": good,
+            "out_of_range": good + 64_000,
+            "float": good.astype(np.float32),
+            "five_dims": good[None],
+        }[make]
+        np.save(path, array)
+    assert cli.main(["detokenize", str(path), "--out", str(tmp_path / "o.mp4"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_tokenize_refuses_npy_for_continuous_models(tmp_path, capsys):
+    pytest.importorskip("av")
+    from cosmos_kernels import cli
+
+    _clip_file(tmp_path / "in.mp4")
+    assert cli.main(["tokenize", str(tmp_path / "in.mp4"), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "tiny-cv8x8x8 writes a latents file (.safetensors)" in capsys.readouterr().err
+
+
+def test_dit_training_refuses_a_discrete_tokenizer():
+    import dataclasses
+
+    from cosmos_kernels.training import tiny_config
+
+    with pytest.raises(ValueError, match="'tiny-dv8x16x16' is discrete"):
+        dataclasses.replace(tiny_config(), tokenizer="tiny-dv8x16x16")
