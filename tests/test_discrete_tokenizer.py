@@ -598,3 +598,21 @@ def test_dit_training_refuses_a_discrete_tokenizer():
 
     with pytest.raises(ValueError, match="'tiny-dv8x16x16' is discrete"):
         dataclasses.replace(tiny_config(), tokenizer="tiny-dv8x16x16")
+
+
+def test_generate_refuses_a_discrete_tokenizer(capsys):
+    from cosmos_kernels import cli
+
+    args = [
+        "generate",
+        "--model",
+        "tiny",
+        "--prompt",
+        "a ball",
+        "--out",
+        "x.mp4",
+        "--tokenizer",
+        "tiny-dv8x16x16",
+    ]
+    assert cli.main(args) == 2
+    assert "world models decode latents with a continuous one" in capsys.readouterr().err
