@@ -638,6 +638,7 @@ class DiscreteTokenizer(TokenizerBase):
 
     @property
     def codebook_size(self) -> int:
+        """How many tokens there are (64,000): indices lie in [0, codebook_size)."""
         return self.quantizer.codebook_size
 
     def encode(
@@ -695,7 +696,9 @@ class DiscreteTokenizer(TokenizerBase):
         ndim = 4 if self.config.is_video else 3
         if isinstance(indices, Tensor) and indices.dim() != ndim:
             layout = "(B, T, H, W) video" if self.config.is_video else "(B, H, W) images"
-            raise ValueError(f"decode: indices must be {layout} tokens, got shape {tuple(indices.shape)}")
+            raise ValueError(
+                f"indices_to_codes: indices must be {layout} tokens, got shape {tuple(indices.shape)}"
+            )
         return self.quantizer.indices_to_codes(indices, next(self.post_quant_conv.parameters()).dtype)
 
     def codes_to_indices(self, codes: Tensor) -> Tensor:
