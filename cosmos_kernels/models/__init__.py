@@ -1,7 +1,7 @@
-"""Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
-tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
-world model shipped with the package (``load_tiny_world``), the text encoders that condition them and
-Cosmos's prompt upsamplers."""
+"""Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer, the continuous
+and discrete tokenizers, their configs and checkpoint loading, the latent normalization between them,
+the tiny world model shipped with the package (``load_tiny_world``), the text encoders that condition
+them and Cosmos's prompt upsamplers."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.diffusers_bridge import (
@@ -26,9 +26,13 @@ from cosmos_kernels.models.tokenizer import (
     ContinuousTokenizer,
     Decoder,
     DecoderFactorized,
+    DiscreteTokenizer,
+    DiscreteTokenizerConfig,
     Encoder,
     EncoderFactorized,
+    TokenizerBase,
     TokenizerConfig,
+    TokenizerNetworkConfig,
     build_tokenizer,
     tokenizer_config,
 )
@@ -47,6 +51,8 @@ __all__ = [
     "DecoderFactorized",
     "DiTConfig",
     "DiffusersWorld",
+    "DiscreteTokenizer",
+    "DiscreteTokenizerConfig",
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",
@@ -56,7 +62,9 @@ __all__ = [
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
+    "TokenizerBase",
     "TokenizerConfig",
+    "TokenizerNetworkConfig",
     "build_dit",
     "build_tokenizer",
     "clean_upsampled_prompt",

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from cosmos_kernels.models import (
     ContinuousTokenizer,
+    DiscreteTokenizer,
     build_tokenizer,
     load_cosmos_tokenizer_state_dict,
 )
@@ -87,7 +88,7 @@ def checkpoint_state_dict(path: Path, half: str) -> dict[str, torch.Tensor]:
 
 def video_tokenizer(
     name: str, checkpoint: str | None, half: str, args: argparse.Namespace, console: Console
-) -> ContinuousTokenizer:
+) -> ContinuousTokenizer | DiscreteTokenizer:
     """The named video tokenizer, with ``half`` ("encoder" or "decoder") from ``checkpoint``."""
     if name not in VIDEO_MODELS:
         raise CliError(f"unknown video tokenizer {name!r}; known: {', '.join(VIDEO_MODELS)}")

@@ -13,6 +13,7 @@ from cosmos_kernels.diffusion import NUM_STEPS
 from cosmos_kernels.models import (
     DIT_CONFIGS,
     ContinuousTokenizer,
+    DiscreteTokenizer,
     GeneralDIT,
     build_dit,
     load_cosmos_state_dict,
@@ -146,6 +147,8 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
     else:
         tokenizer_name = args.tokenizer or ("tiny-cv8x8x8" if args.model.startswith("tiny") else "cv8x8x8")
         tokenizer = video_tokenizer(tokenizer_name, args.tokenizer_checkpoint, "decoder", args, console)
+        if isinstance(tokenizer, DiscreteTokenizer):
+            raise CliError(f"--tokenizer {tokenizer_name}: world models decode latents with a continuous one")
     if args.t5 is not None:
         text_encoder = T5TextEncoder(args.t5, device=device_dtype(args)[0])
     elif shipped is not None:

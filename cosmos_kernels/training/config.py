@@ -19,7 +19,7 @@ from typing import Any
 from cosmos_kernels.checks import check_int, check_number
 from cosmos_kernels.data.buckets import ASPECT_RATIOS
 from cosmos_kernels.models.dit import DiTConfig, dit_config
-from cosmos_kernels.models.tokenizer import tokenizer_config
+from cosmos_kernels.models.tokenizer import TokenizerConfig, tokenizer_config
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("bf16", "fp32")
@@ -176,6 +176,11 @@ class TrainConfig:
         net = self.dit_config()
         if self.tokenizer is not None:
             tokenizer = tokenizer_config(self.tokenizer)
+            if not isinstance(tokenizer, TokenizerConfig):
+                raise ValueError(
+                    f"{owner}: tokenizer {self.tokenizer!r} is discrete (it gives token indices); the "
+                    "DiT trains on the latents of a continuous one, e.g. 'cv8x8x8'"
+                )
             if tokenizer.latent_channels != net.latent_channels:
                 raise ValueError(
                     f"{owner}: tokenizer {self.tokenizer!r} gives {tokenizer.latent_channels} latent "
