@@ -123,10 +123,21 @@ class PhysicsScene:
 
 
 def simulate(
-    num_frames: int, height: int, width: int, rng: np.random.Generator, config: PhysicsConfig | None = None
+    num_frames: int,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    config: PhysicsConfig | None = None,
+    push: Sequence[float] | None = None,
 ) -> PhysicsScene:
-    """Draw a scene from ``rng`` and simulate it for ``num_frames`` frames of ``height`` x ``width``."""
+    """Draw a scene from ``rng`` and simulate it for ``num_frames`` frames of ``height`` x ``width``.
+
+    ``push`` (dx, dy): a velocity change given to the first ball at frame 0, in frame widths and
+    heights per frame (the units of the config's speeds). The scene drawn is the same with or without
+    it, so that clips of one seed differ only by their push; frame 0 is the same too."""
     config = config or PhysicsConfig()
+    if push is not None and (len(push) != 2 or not np.isfinite(np.asarray(push, dtype=float)).all()):
+        raise ValueError(f"simulate: push must be two finite numbers (dx, dy), got {push!r}")
     if num_frames < 1 or height < 8 or width < 8:
         raise ValueError(
             f"simulate: need num_frames >= 1 and height, width >= 8, got {num_frames}, {height}, {width}"
@@ -154,6 +165,8 @@ def simulate(
         background=background,
         background_name=background_name,
     )
+    if push is not None:
+        velocities[0] += np.asarray(push, dtype=float) * (width, height)
     _run(scene, positions, velocities, config.substeps)
     return scene
 
@@ -207,12 +220,13 @@ def physics_clip(
     width: int,
     seed: int | Sequence[int] | np.random.Generator = 0,
     config: PhysicsConfig | None = None,
+    push: Sequence[float] | None = None,
 ) -> tuple[Tensor, str, PhysicsScene]:
     """One rendered clip: the (3, num_frames, height, width) float32 video in [-1, 1], its caption and
     the simulated scene; the same ``seed`` (an int, a sequence of ints or a numpy Generator) gives the
-    same clip. ``num_frames=1`` gives a still image."""
+    same clip. ``num_frames=1`` gives a still image. ``push``: see :func:`simulate`."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    scene = simulate(num_frames, height, width, rng, config)
+    scene = simulate(num_frames, height, width, rng, config, push)
     return render(scene), caption(scene), scene
 
 

@@ -12,6 +12,12 @@ from cosmos_kernels.models.diffusers_bridge import (
     tokenizer_from_diffusers,
 )
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
+from cosmos_kernels.models.dit_action import (
+    ACTION_SCALE,
+    ActionConditionalDIT,
+    ActionDiTConfig,
+    scale_actions,
+)
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
 from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
 from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
@@ -43,9 +49,12 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 )
 
 __all__ = [
+    "ACTION_SCALE",
     "DIT_CONFIGS",
     "MAX_TOKENS",
     "TOKENIZER_CONFIGS",
+    "ActionConditionalDIT",
+    "ActionDiTConfig",
     "ContinuousTokenizer",
     "Decoder",
     "DecoderFactorized",
@@ -80,6 +89,7 @@ __all__ = [
     "load_tiny_world",
     "no_upsampling",
     "normalize_latents",
+    "scale_actions",
     "tiny_world_dir",
     "tiny_world_manifest",
     "tiny_world_text_encoder",

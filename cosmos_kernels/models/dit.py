@@ -114,6 +114,10 @@ class DiTConfig:
     def head_dim(self) -> int:
         return self.model_channels // self.num_heads
 
+    def build(self) -> "GeneralDIT":
+        """A freshly initialized network of this config; a subclass config builds its own network."""
+        return GeneralDIT(self)
+
     @property
     def latent_channels(self) -> int:
         """Channels of the latent video x the network takes (without its mask channels)."""
@@ -348,6 +352,7 @@ class GeneralDIT(nn.Module):
         padding_mask: Tensor | None = None,
         crossattn_mask: Tensor | None = None,
         condition_video_input_mask: Tensor | None = None,
+        **conditions: Tensor,
     ) -> Tensor:
         """The network output F (B, out_channels, T, H, W).
 
@@ -362,6 +367,8 @@ class GeneralDIT(nn.Module):
             crossattn_mask: (B, L), 1 on real text tokens; used only if ``use_cross_attn_mask``
                 (Cosmos-1.0 attends to all tokens).
             condition_video_input_mask: (B, 1, T, H, W), 1 on given latent frames (Video2World).
+            conditions: the further inputs of a subclass's ``time_embedding`` (e.g. ``action``,
+                ``models.dit_action``); GeneralDIT takes none.
         """
         c = self.config
         self._check_inputs(
@@ -386,8 +393,7 @@ class GeneralDIT(nn.Module):
         if c.extra_per_block_abs_pos_emb:
             # In the tokens' dtype once, not once per block (under autocast the tables stay float32).
             pos_emb = self.extra_pos_embedder(t, h, w)[None].to(tokens.dtype)
-        emb, adaln_lora = self.t_embedder(timesteps.flatten().to(dtype))
-        emb = self.affline_norm(emb)
+        emb, adaln_lora = self.time_embedding(timesteps.flatten().to(dtype), **conditions)
         context = crossattn_emb.to(dtype)
         k_lengths = None
         if c.use_cross_attn_mask and crossattn_mask is not None:
@@ -418,6 +424,14 @@ class GeneralDIT(nn.Module):
             out = distributed.gather_sequence(out, self.cp_group, dim=1)
         return self.unpatchify(out, (t, h, w))
 
+    def time_embedding(self, timesteps: Tensor, **conditions: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What modulates the blocks, from c_noise ``timesteps`` (B,): the normalized embedding (B, D) and
+        the AdaLN-LoRA term (B, 3D) (None without LoRA). Subclasses add their conditions here."""
+        if conditions:
+            raise TypeError(f"{type(self).__name__}: unexpected input(s) {sorted(conditions)}")
+        emb, adaln_lora = self.t_embedder(timesteps)
+        return self.affline_norm(emb), adaln_lora
+
     def unpatchify(self, tokens: Tensor, grid: tuple[int, int, int]) -> Tensor:
         """Final-layer tokens (B, S, p*p*pt*C) on a (t, h, w) grid -> (B, C, t*pt, h*p, w*p).
 
@@ -440,4 +454,4 @@ def build_dit(name: str, /, **overrides: Any) -> GeneralDIT:
     Builds on the default device, so ``with torch.device("meta"): build_dit("cosmos-14b")`` gives the
     full model without memory; then ``model.to_empty(device=...)`` and load weights.
     """
-    return GeneralDIT(dit_config(name, **overrides))
+    return dit_config(name, **overrides).build()

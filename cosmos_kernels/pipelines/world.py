@@ -7,8 +7,9 @@ Video2World one describes the last given frame and ignores the prompt, as Cosmos
 Cosmos's by default: EDM Euler on Karras sigmas (80 -> 0.0002 -> 0, 35 steps), classifier-free guidance
 7 against the zero (or a negative prompt's) embedding, fps 24, no padding. Video2World encodes the 1 or
 9 given frames to 1 or 2 condition latent frames and keeps them, noise-augmented at sigma 0.001, through
-every step. ``attention_precision`` ("qk-int8",
-"qk-int8-pv-fp8") sets the network's attention layers to 8-bit attention (``ops.attention``).
+every step; an action-conditioned network (``build_dit("cosmos-7b-video2world-action")``) also takes
+the robot's actions. ``attention_precision`` ("qk-int8", "qk-int8-pv-fp8") sets the network's attention
+layers to 8-bit attention (``ops.attention``).
 """
 
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from cosmos_kernels.diffusion import (
     video2world_condition,
 )
 from cosmos_kernels.models import (
+    ActionConditionalDIT,
     ContinuousTokenizer,
     GeneralDIT,
     denormalize_latents,
@@ -225,8 +227,14 @@ class Video2WorldPipeline(WorldPipeline):
         augment_sigma: float = AUGMENT_SIGMA,
         seed: int = 1,
         progress: bool = False,
+        actions: Tensor | None = None,
     ) -> WorldSample:
-        """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result."""
+        """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result.
+
+        ``actions``: for an action-conditioned network (and only there), (B, num_frames - 1, 7), one per
+        transition between frames, or (B, 7) for the first transition alone, already scaled as the
+        network takes them (``models.scale_actions``); both guidance branches get them, and the
+        network reads the first transition only, as Cosmos's does."""
         if not self.net.config.video_extend:
             raise ValueError(
                 "this is a Text2World network; Video2World needs e.g. build_dit('tiny-video2world')"
@@ -247,6 +255,7 @@ class Video2WorldPipeline(WorldPipeline):
                 f"{num_frames} frames to generate ({shape[2]} latent frames)"
             )
         prompts = self._upsample(prompts, video)
+        conditions = self._actions(actions, len(prompts), num_frames)
         dtype = next(self.tokenizer.parameters()).dtype
         condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
         condition = video2world_condition(
@@ -267,6 +276,31 @@ class Video2WorldPipeline(WorldPipeline):
             progress=progress,
             fps=options.fps,
             padding_mask=torch.zeros(len(prompts), 1, video.shape[3], video.shape[4], device=self.device),
+            **conditions,
         )
         latents, out = self.to_video(z)
         return WorldSample(latents, out, prompts)
+
+    def _actions(self, actions: Tensor | None, batch: int, num_frames: int) -> dict[str, Tensor]:
+        """The network's ``action`` input, checked: {} for a network without one."""
+        if not isinstance(self.net, ActionConditionalDIT):
+            if actions is not None:
+                raise ValueError(
+                    "actions are for an action-conditioned network (e.g. build_dit('cosmos-7b-video2world-"
+                    f"action')); this one is a {type(self.net).__name__}"
+                )
+            return {}
+        width = self.net.config.action_dim
+        expected = f"(B={batch}, num_frames - 1 = {num_frames - 1}, {width}) or (B={batch}, {width})"
+        if actions is None:
+            raise ValueError(f"this network is action-conditioned: pass actions {expected}")
+        if not isinstance(actions, Tensor) or not actions.is_floating_point():
+            raise TypeError(f"actions must be a floating-point tensor {expected}")
+        if actions.dim() not in (2, 3) or actions.shape[0] != batch or actions.shape[-1] != width:
+            raise ValueError(f"actions must be {expected}, got shape {tuple(actions.shape)}")
+        if actions.dim() == 3 and actions.shape[1] != num_frames - 1:
+            raise ValueError(
+                f"actions must hold one action per transition, {expected}, got {actions.shape[1]} "
+                f"for {num_frames} frames"
+            )
+        return {"action": actions.to(self.device)}

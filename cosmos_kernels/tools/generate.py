@@ -181,8 +181,12 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         # Cosmos continues a video from its last frames (inference_utils.get_condition_latent).
         given = to_model(frames[-args.input_frames :])
         pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
+        if args.actions is not None:
+            common["actions"] = _read_actions(args.actions)
         result = pipeline(args.prompt or "", given.to(pipeline.device), num_frames=args.frames, **common)
     else:
+        if args.actions is not None:
+            raise CliError(f"--actions is for action-conditioned Video2World models (*-action), not {name}")
         pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
         height = size if args.height is None else args.height
         width = size if args.width is None else args.width
@@ -190,6 +194,21 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
             _check_trained_size(args, manifest["size"], height, width, console)
         result = pipeline(args.prompt, num_frames=args.frames, height=height, width=width, **common)
     return _write_generated(result.video, args, console)
+
+
+def _read_actions(path: str) -> torch.Tensor:
+    """--actions: a .npy or .json array of shape (frames - 1, 7) or (7,), as a batch of one."""
+    import json
+
+    import numpy as np
+
+    try:
+        values = np.load(path) if path.endswith(".npy") else np.asarray(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as error:
+        raise CliError(
+            f"--actions {path}: not a readable .npy or .json array of numbers ({error})"
+        ) from error
+    return torch.as_tensor(values, dtype=torch.float32)[None]
 
 
 def _write_generated(video: torch.Tensor, args: argparse.Namespace, console: Console) -> int:
@@ -294,7 +313,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "describes the input video's last given frame and does not use --prompt)",
     )
     generate.add_argument(
-        "--input-video", default=None, help="Video2World: the video whose first frames to continue"
+        "--input-video", default=None, help="Video2World: the video whose last frames to continue"
     )
     generate.add_argument(
         "--input-frames",
@@ -302,6 +321,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=(1, 9),
         default=1,
         help="Video2World: how many of the input video's last frames condition the generation",
+    )
+    generate.add_argument(
+        "--actions",
+        default=None,
+        metavar="FILE",
+        help="action-conditioned Video2World (*-action): a .npy or .json array (frames - 1, 7) or (7,) of "
+        "actions scaled as the network takes them (models.scale_actions)",
     )
     generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
     generate.add_argument(

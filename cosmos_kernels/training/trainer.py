@@ -361,6 +361,8 @@ def _batch_loss(
     # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
     fps = float(batch["fps"][0]) if "fps" in batch else None
     padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
+    # An action-conditioned network's (B, n, 7) actions (models.dit_action), scaled as it takes them.
+    action = {"action": batch["action"].to(device)} if "action" in batch else {}
     loss, parts = module(
         x0,
         emb,
@@ -372,6 +374,7 @@ def _batch_loss(
         fps=fps,
         padding_mask=padding,
         crossattn_mask=mask,
+        **action,
     )
     return loss, parts, x0.shape[0]
 
@@ -425,7 +428,8 @@ def train(
             ``output_dir/checkpoints`` (starting fresh when there is none). A checkpoint taken at the
             end of a stage starts the next stage from its weights with a fresh optimizer.
         datasets: (stage, domain) -> a bucketed dataset of that domain's samples (dicts with "video"
-            (3, T, H, W) or precomputed "latent" (C, T, h, w), "caption", "fps", "padding_mask"); by
+            (3, T, H, W) or precomputed "latent" (C, T, h, w), "caption", "fps", "padding_mask", and
+            "action" (n, 7) for an action-conditioned network); by
             default :func:`default_datasets`.
         device: default: this rank's GPU when CUDA is available, else the CPU.
         stop_after: run at most this many steps in this call, then checkpoint (when ``output_dir`` is
@@ -447,7 +451,7 @@ def train(
 
     # Every rank builds the same initial weights from the seed (FSDP then keeps each rank's shard).
     torch.manual_seed(config.seed)
-    net = GeneralDIT(config.dit_config())
+    net = config.dit_config().build()
     uncertainty = (
         UncertaintyNet(generator=torch.Generator().manual_seed(config.seed)) if config.uncertainty else None
     )
