@@ -447,7 +447,7 @@ def train(
 
     # Every rank builds the same initial weights from the seed (FSDP then keeps each rank's shard).
     torch.manual_seed(config.seed)
-    net = GeneralDIT(config.dit_config())
+    net = config.dit_config().build()
     uncertainty = (
         UncertaintyNet(generator=torch.Generator().manual_seed(config.seed)) if config.uncertainty else None
     )
