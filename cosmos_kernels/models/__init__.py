@@ -12,6 +12,7 @@ from cosmos_kernels.models.diffusers_bridge import (
 )
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
+from cosmos_kernels.models.dit_multiview import MultiviewDiTConfig, MultiviewGeneralDIT, multiview_config
 from cosmos_kernels.models.text_encoders import (
     MAX_TOKENS,
     HashTextEncoder,
@@ -58,6 +59,8 @@ __all__ = [
     "HashTextEncoder",
     "LoadedDiTState",
     "LoadedTokenizerState",
+    "MultiviewDiTConfig",
+    "MultiviewGeneralDIT",
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
@@ -74,6 +77,7 @@ __all__ = [
     "load_diffusers_dir",
     "load_latent_stats",
     "load_tiny_world",
+    "multiview_config",
     "no_upsampling",
     "normalize_latents",
     "tiny_world_dir",

@@ -1,5 +1,5 @@
-"""User-level generation: Text2World and Video2World pipelines, and (from ``models.text_encoders``) the
-text conditioning they take."""
+"""User-level generation: Text2World and Video2World pipelines (single- and multi-view), and (from
+``models.text_encoders``) the text conditioning they take."""
 
 from cosmos_kernels.models.text_encoders import (
     MAX_TOKENS,
@@ -8,6 +8,13 @@ from cosmos_kernels.models.text_encoders import (
     T5TextEncoder,
     TextEncoder,
     no_upsampling,
+)
+from cosmos_kernels.pipelines.multiview import (
+    COSMOS_FRAME_REPEAT,
+    MultiviewText2WorldPipeline,
+    MultiviewVideo2WorldPipeline,
+    decode_views,
+    encode_views,
 )
 from cosmos_kernels.pipelines.world import (
     SamplingOptions,
@@ -18,8 +25,11 @@ from cosmos_kernels.pipelines.world import (
 )
 
 __all__ = [
+    "COSMOS_FRAME_REPEAT",
     "MAX_TOKENS",
     "HashTextEncoder",
+    "MultiviewText2WorldPipeline",
+    "MultiviewVideo2WorldPipeline",
     "PromptUpsampler",
     "SamplingOptions",
     "T5TextEncoder",
@@ -28,5 +38,7 @@ __all__ = [
     "Video2WorldPipeline",
     "WorldPipeline",
     "WorldSample",
+    "decode_views",
+    "encode_views",
     "no_upsampling",
 ]
