@@ -316,7 +316,7 @@ def test_7b_builds_on_meta_with_the_derived_parameter_count(name):
 
 def test_tokenizer_codes_each_view_alone():
     tokenizer = build_tokenizer("tiny-cv8x8x8").eval()
-    video = torch.rand(1, 3, V * 9, 16, 16) * 2 - 1
+    video = torch.rand(1, 3, V * 9, 8, 8) * 2 - 1
     with torch.no_grad():
         latents = encode_views(tokenizer, video, V)
         loop = torch.cat([tokenizer.encode(video[:, :, v * 9 : (v + 1) * 9]) for v in range(V)], dim=2)
@@ -340,8 +340,8 @@ def test_text2world_pipeline_end_to_end():
     sample = pipeline(["front", "left", "right"], num_frames=9, height=16, width=16, options=options)
     assert sample.latents.shape == (1, 16, V * 2, 2, 2) and sample.video.shape == (1, 3, V * 9, 16, 16)
     assert sample.prompts == ["front", "left", "right"]
-    one = pipeline("a red ball", num_frames=9, height=16, width=16, options=options, frame_repeat=[0, 0, 10])
-    assert one.prompts == ["a red ball"] * V and torch.isfinite(one.video).all()
+    one = pipeline("a red ball", num_frames=1, height=16, width=16, options=options, frame_repeat=[0, 0, 10])
+    assert one.prompts == ["a red ball"] * V and one.video.shape == (1, 3, V, 16, 16)
 
 
 def test_video2world_pipeline_conditions_each_view():

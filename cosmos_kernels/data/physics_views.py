@@ -59,13 +59,12 @@ def physics_multiview_clip(
 
 @dataclass(frozen=True)
 class ViewConsistency:
-    """How well V generated views agree with each other, through the known view maps.
+    """How well V views agree with each other, through the known view maps.
 
-    ``distance``: mean over frames, non-front views and ball colors seen in both that view and the front
-    view of the distance (pixels, front coordinates) between the color's centroid in the front view and
-    its centroid in the other view mapped to the front; ``matched``: how many such pairs were compared;
-    ``color_agreement``: the share of (frame, view) pairs in which the view shows the same set of colors
-    as the front view.
+    ``distance``: mean over frames, pairs of views and ball colors seen in both views of the distance
+    (pixels, front coordinates) between the color's centroids in the two views, each mapped to the
+    front view; ``matched``: how many such pairs were compared; ``color_agreement``: the share of
+    (frame, pair of views) in which both views show the same set of colors.
     """
 
     distance: float
@@ -88,14 +87,20 @@ def view_consistency(
     per_view = video.unflatten(1, (len(views), -1))  # (3, V, T, H, W)
     distances, agree, pairs = [], 0, 0
     for frame in range(per_view.shape[2]):
-        front = detect_balls(per_view[:, 0, frame], **kwargs)
-        for v, view in enumerate(views[1:], start=1):
-            seen = detect_balls(per_view[:, v, frame], **kwargs)
-            pairs += 1
-            agree += set(seen) == set(front)
-            for color in set(seen) & set(front):
-                x, y = to_front(view, *seen[color], height, width)
-                distances.append(float(np.hypot(x - front[color][0], y - front[color][1])))
+        seen = [
+            {
+                color: to_front(view, *xy, height, width)
+                for color, xy in detect_balls(per_view[:, v, frame], **kwargs).items()
+            }
+            for v, view in enumerate(views)
+        ]
+        for i in range(len(views)):
+            for j in range(i + 1, len(views)):
+                pairs += 1
+                agree += set(seen[i]) == set(seen[j])
+                for color in set(seen[i]) & set(seen[j]):
+                    (xi, yi), (xj, yj) = seen[i][color], seen[j][color]
+                    distances.append(float(np.hypot(xi - xj, yi - yj)))
     mean = float(np.mean(distances)) if distances else float("nan")
     return ViewConsistency(mean, len(distances), agree / max(pairs, 1))
 
