@@ -56,13 +56,22 @@ class VideoCondition:
     skip_below_augment: bool = True
     dropped: bool = False
     sigma_data: float = SIGMA_DATA
+    # Multi-view latents hold ``views`` videos concatenated in time (B, C, V*T, H, W); the first
+    # num_condition_frames of each view are the condition (cosmos_predict1 model_v2w_multiview.py).
+    views: int = 1
+
+    def condition_frames(self) -> Tensor:
+        """(T,) booleans, True on the condition frames (the first ones of each view)."""
+        frames = self.latent.shape[2]
+        index = torch.arange(frames, device=self.latent.device) % (frames // self.views)
+        return index < self.num_condition_frames
 
     def input_mask(self) -> Tensor:
         """``condition_video_input_mask`` for the network: (B, 1, T, H, W), 1 on the condition frames."""
         b, _, t, h, w = self.latent.shape
         mask = torch.zeros(b, 1, t, h, w, dtype=self.latent.dtype, device=self.latent.device)
         if not self.dropped:
-            mask[:, :, : self.num_condition_frames] = 1
+            mask[:, :, self.condition_frames()] = 1
         return mask
 
     def _active(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -70,7 +79,7 @@ class VideoCondition:
         if x.shape != self.latent.shape:
             raise ValueError(f"x has shape {tuple(x.shape)}, the condition {tuple(self.latent.shape)}")
         sigma = batch_sigma(sigma, x.shape[0], x.device)
-        frames = torch.arange(x.shape[2], device=x.device) < self.num_condition_frames
+        frames = self.condition_frames().to(x.device)
         active = frames.view(1, 1, -1, 1, 1).expand(x.shape[0], 1, -1, 1, 1)
         if self.skip_below_augment:
             active = active & per_sample(sigma > self.augment_sigma.to(sigma), active)
@@ -126,16 +135,26 @@ def video2world_condition(
     augment_sigma: float = AUGMENT_SIGMA,
     generator: torch.Generator | int | None = None,
     sigma_data: float = SIGMA_DATA,
+    views: int = 1,
 ) -> VideoCondition:
     """The sampling condition from the latents of the given frames, ``condition_latent`` (B, C, n', H, W).
 
     Its first ``num_condition_frames`` frames (default: all n') condition a video of ``num_frames`` latent
     frames; the rest of the condition latent is zero, as Cosmos pads it. The augmentation noise is drawn
-    once here from ``generator`` (a seed draws on the CPU).
+    once here from ``generator`` (a seed draws on the CPU). Multi-view: ``condition_latent`` holds
+    ``views`` views concatenated in time (B, C, V*n', H, W), ``num_frames`` counts one view's frames,
+    and each view is padded to num_frames.
     """
     latent = _check_latent(condition_latent, "condition_latent")
     op = "video2world_condition"
     check_int(op, "num_frames", num_frames, 2)
+    check_int(op, "views", views, 1)
+    if latent.shape[2] % views:
+        raise ValueError(
+            f"condition_latent's {latent.shape[2]} frames must be a multiple of views = {views} "
+            "(the views concatenated in time)"
+        )
+    latent = latent.unflatten(2, (views, -1)).transpose(1, 2).flatten(0, 1)  # (B*V, C, n', H, W)
     n = latent.shape[2] if num_condition_frames is None else num_condition_frames
     check_int(op, "num_condition_frames", n, 1)
     if n > latent.shape[2]:
@@ -148,13 +167,15 @@ def video2world_condition(
     b, c, _, h, w = latent.shape
     padded = latent.new_zeros(b, c, num_frames, h, w, dtype=torch.float32)
     padded[:, :, :n] = latent[:, :, :n]
+    padded = padded.unflatten(0, (-1, views)).transpose(1, 2).flatten(2, 3)  # (B, C, V*num_frames, H, W)
     return VideoCondition(
         latent=padded,
         num_condition_frames=n,
-        augment_sigma=torch.full((b,), float(augment_sigma), device=latent.device),
+        augment_sigma=torch.full((padded.shape[0],), float(augment_sigma), device=latent.device),
         noise=initial_noise(padded.shape, generator, device=latent.device),
         skip_below_augment=True,
         sigma_data=sigma_data,
+        views=views,
     )
 
 

@@ -19,6 +19,7 @@ from cosmos_kernels.models.dit_action import (
     scale_actions,
 )
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
+from cosmos_kernels.models.dit_multiview import MultiviewDiTConfig, MultiviewGeneralDIT, multiview_config
 from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
 from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
 from cosmos_kernels.models.tiny_world import (
@@ -68,6 +69,8 @@ __all__ = [
     "HashTextEncoder",
     "LoadedDiTState",
     "LoadedTokenizerState",
+    "MultiviewDiTConfig",
+    "MultiviewGeneralDIT",
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
@@ -87,6 +90,7 @@ __all__ = [
     "load_diffusers_dir",
     "load_latent_stats",
     "load_tiny_world",
+    "multiview_config",
     "no_upsampling",
     "normalize_latents",
     "scale_actions",

@@ -11,7 +11,7 @@ named configs; parameter names equal Cosmos's, so ``load_cosmos_state_dict`` nee
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,8 @@ class DiTConfig:
     extra_per_block_abs_pos_emb_type: str = "learnable"
     base_fps: float = 24.0
     video_extend: bool = False
+    # The extra per-block position embedding this network builds (multi-view builds "sincos").
+    extra_pos_emb_types: ClassVar[tuple[str, ...]] = ("learnable",)
 
     def __post_init__(self) -> None:
         for name in ("max_img_h", "max_img_w", "max_frames", "in_channels", "out_channels",
@@ -100,10 +102,11 @@ class DiTConfig:
             raise ValueError(
                 f"DiT config: pos_emb_cls must be 'rope3d' (Cosmos-1.0), got {self.pos_emb_cls!r}"
             )
-        if self.extra_per_block_abs_pos_emb and self.extra_per_block_abs_pos_emb_type != "learnable":
+        types = self.extra_pos_emb_types
+        if self.extra_per_block_abs_pos_emb and self.extra_per_block_abs_pos_emb_type not in types:
             raise ValueError(
-                "DiT config: extra_per_block_abs_pos_emb_type must be 'learnable' (Cosmos-1.0), got "
-                f"{self.extra_per_block_abs_pos_emb_type!r}"
+                f"DiT config: extra_per_block_abs_pos_emb_type must be one of {types} for this network "
+                f"(Cosmos-1.0), got {self.extra_per_block_abs_pos_emb_type!r}"
             )
         if self.video_extend and self.in_channels < 2:
             raise ValueError(
@@ -114,14 +117,24 @@ class DiTConfig:
     def head_dim(self) -> int:
         return self.model_channels // self.num_heads
 
-    def build(self) -> "GeneralDIT":
-        """A freshly initialized network of this config; a subclass config builds its own network."""
-        return GeneralDIT(self)
-
     @property
     def latent_channels(self) -> int:
         """Channels of the latent video x the network takes (without its mask channels)."""
         return self.in_channels - 1 if self.video_extend else self.in_channels
+
+    @property
+    def embed_channels(self) -> int:
+        """Channels the patch embedding takes: ``in_channels`` and the padding mask."""
+        return self.in_channels + int(self.concat_padding_mask)
+
+    @property
+    def views(self) -> int:
+        """Camera views concatenated in time in the latent video (multi-view networks; 1 here)."""
+        return 1
+
+    def build(self) -> "GeneralDIT":
+        """A freshly initialized network of this config (variants' configs build their own class)."""
+        return GeneralDIT(self)
 
 
 _COSMOS_7B = DiTConfig()
@@ -185,16 +198,9 @@ class GeneralDIT(nn.Module):
         # Set by cosmos_kernels.distributed.context_parallel: the group and its self-attention.
         self.cp_group: Any = None
         self.cp_attention: Callable[..., Tensor] | None = None
-        self.x_embedder = PatchEmbed(
-            c.patch_spatial, c.patch_temporal, c.in_channels + int(c.concat_padding_mask), c.model_channels
-        )
+        self.x_embedder = PatchEmbed(c.patch_spatial, c.patch_temporal, c.embed_channels, c.model_channels)
         if c.extra_per_block_abs_pos_emb:
-            self.extra_pos_embedder = LearnablePosEmbAxis(
-                c.model_channels,
-                len_t=c.max_frames // c.patch_temporal,
-                len_h=c.max_img_h // c.patch_spatial,
-                len_w=c.max_img_w // c.patch_spatial,
-            )
+            self.extra_pos_embedder = self.build_extra_pos_embedder()
         self.t_embedder = nn.Sequential(
             Timesteps(c.model_channels),
             TimestepEmbedding(c.model_channels, c.model_channels, use_adaln_lora=c.use_adaln_lora),
@@ -202,7 +208,13 @@ class GeneralDIT(nn.Module):
         self.blocks = nn.ModuleDict(
             {
                 f"block{i}": GeneralDITTransformerBlock(
-                    c.model_channels, c.crossattn_emb_channels, c.num_heads, c.block_config, c.mlp_ratio, lora
+                    c.model_channels,
+                    c.crossattn_emb_channels,
+                    c.num_heads,
+                    c.block_config,
+                    c.mlp_ratio,
+                    lora,
+                    n_views=c.views,
                 )
                 for i in range(c.num_blocks)
             }
@@ -212,6 +224,16 @@ class GeneralDIT(nn.Module):
         )
         self.affline_norm = nn.RMSNorm(c.model_channels, eps=1e-6) if c.affline_emb_norm else nn.Identity()
         self.initialize_weights()
+
+    def build_extra_pos_embedder(self) -> nn.Module:
+        """The per-block absolute position embedding: Cosmos-1.0's learnable, axis-additive tables."""
+        c = self.config
+        return LearnablePosEmbAxis(
+            c.model_channels,
+            len_t=c.max_frames // c.patch_temporal,
+            len_h=c.max_img_h // c.patch_spatial,
+            len_w=c.max_img_w // c.patch_spatial,
+        )
 
     @property
     def attention_precision(self) -> str | None:
@@ -266,7 +288,7 @@ class GeneralDIT(nn.Module):
                     f"(x has shape {tuple(x.shape)})"
                 )
         for name, size, limit in (
-            ("T", frames, c.max_frames),
+            ("T" if c.views == 1 else "T per view", frames // c.views, c.max_frames),
             ("H", height, c.max_img_h),
             ("W", width, c.max_img_w),
         ):
@@ -321,10 +343,10 @@ class GeneralDIT(nn.Module):
             return float(fps.flatten()[0])
         return float(fps)
 
-    def _embed(
+    def _input_channels(
         self, x: Tensor, padding_mask: Tensor | None, condition_video_input_mask: Tensor | None
-    ) -> tuple[Tensor, tuple[int, int, int]]:
-        """x (B, C, T, H, W) with its mask channels appended -> tokens (B, S, D) and the token grid."""
+    ) -> Tensor:
+        """x (B, C, T, H, W) with its mask channels appended: [x | condition mask | padding mask]."""
         batch, _, frames, height, width = x.shape
         channels = [x]
         if self.config.video_extend:
@@ -338,9 +360,31 @@ class GeneralDIT(nn.Module):
             else:
                 mask = F.interpolate(padding_mask.to(x.dtype), size=(height, width), mode="nearest")
             channels.append(mask.unsqueeze(2).expand(-1, -1, frames, -1, -1))
-        tokens = self.x_embedder(torch.cat(channels, dim=1))
-        grid = tuple(tokens.shape[1:4])
-        return tokens.flatten(1, 3), grid
+        return torch.cat(channels, dim=1)
+
+    def _position_tables(
+        self, grid: tuple[int, int, int], fps: float | None, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """RoPE (cos, sin), each (S, head_dim / 2), and the extra absolute embedding (S, D) or None."""
+        c = self.config
+        rope_cos, rope_sin = ops.rope3d_cos_sin(
+            *grid,
+            c.head_dim,
+            t_extrapolation=c.rope_t_extrapolation_ratio,
+            h_extrapolation=c.rope_h_extrapolation_ratio,
+            w_extrapolation=c.rope_w_extrapolation_ratio,
+            fps=fps,
+            base_fps=c.base_fps,
+            device=device,
+        )
+        pos_emb = self.extra_pos_embedder(*grid) if c.extra_per_block_abs_pos_emb else None
+        return rope_cos, rope_sin, pos_emb
+
+    def _cross_attention_lengths(self, crossattn_mask: Tensor | None) -> Tensor | None:
+        """k_lengths of the cross-attention: (B,) real text tokens, or None (Cosmos-1.0 attends to all)."""
+        if not self.config.use_cross_attn_mask or crossattn_mask is None:
+            return None
+        return crossattn_mask.bool().sum(dim=-1).to(torch.int32)
 
     def forward(
         self,
@@ -370,34 +414,40 @@ class GeneralDIT(nn.Module):
             conditions: the further inputs of a subclass's ``time_embedding`` (e.g. ``action``,
                 ``models.dit_action``); GeneralDIT takes none.
         """
-        c = self.config
         self._check_inputs(
             x, timesteps, crossattn_emb, padding_mask, crossattn_mask, condition_video_input_mask
         )
         dtype = self.x_embedder.proj[1].weight.dtype
-        frames = x.shape[2]
-        tokens, (t, h, w) = self._embed(x.to(dtype), padding_mask, condition_video_input_mask)
-        rope_cos, rope_sin = ops.rope3d_cos_sin(
-            t,
-            h,
-            w,
-            c.head_dim,
-            t_extrapolation=c.rope_t_extrapolation_ratio,
-            h_extrapolation=c.rope_h_extrapolation_ratio,
-            w_extrapolation=c.rope_w_extrapolation_ratio,
-            fps=self._fps_value(fps, frames),
-            base_fps=c.base_fps,
-            device=x.device,
+        inputs = self._input_channels(x.to(dtype), padding_mask, condition_video_input_mask)
+        return self._run(
+            inputs, timesteps, crossattn_emb, fps=fps, crossattn_mask=crossattn_mask, **conditions
         )
-        pos_emb = None
-        if c.extra_per_block_abs_pos_emb:
+
+    def _run(
+        self,
+        inputs: Tensor,
+        timesteps: Tensor,
+        crossattn_emb: Tensor,
+        *,
+        fps: float | Tensor | None,
+        crossattn_mask: Tensor | None,
+        **conditions: Tensor,
+    ) -> Tensor:
+        """The network on its checked input channels (B, embed_channels, T, H, W); ``conditions`` go to
+        ``time_embedding``."""
+        dtype = self.x_embedder.proj[1].weight.dtype
+        tokens = self.x_embedder(inputs)
+        t, h, w = tokens.shape[1:4]
+        tokens = tokens.flatten(1, 3)
+        rope_cos, rope_sin, pos_emb = self._position_tables(
+            (t, h, w), self._fps_value(fps, t // self.config.views), inputs.device
+        )
+        if pos_emb is not None:
             # In the tokens' dtype once, not once per block (under autocast the tables stay float32).
-            pos_emb = self.extra_pos_embedder(t, h, w)[None].to(tokens.dtype)
+            pos_emb = pos_emb[None].to(tokens.dtype)
         emb, adaln_lora = self.time_embedding(timesteps.flatten().to(dtype), **conditions)
         context = crossattn_emb.to(dtype)
-        k_lengths = None
-        if c.use_cross_attn_mask and crossattn_mask is not None:
-            k_lengths = crossattn_mask.bool().sum(dim=-1).to(torch.int32)
+        k_lengths = self._cross_attention_lengths(crossattn_mask)
 
         attention_fn = ops.attention
         if self.cp_group is not None:

@@ -101,6 +101,47 @@ class LearnablePosEmbAxis(nn.Module):
         return emb / (1e-6 + norm / math.sqrt(dim)).to(emb.dtype)
 
 
+class SinCosPosEmbAxis(nn.Module):
+    """Fixed sin-cos absolute position embedding (cosmos_predict1 ``MultiviewSinCosPosEmbAxis`` for one
+    view): D splits into [t | h | w] parts of D - 2 (D // 6 * 2), D // 6 * 2 and D // 6 * 2 dims, each
+    ``[sin | cos](pos * 10000^(-i / (d/2)))`` of its axis position divided by the axis's extrapolation
+    ratio; concatenated, not normalized. Cosmos keeps the tables as non-persistent buffers, so there
+    are no checkpoint keys; here they are computed on the fly (t + h + w rows), which also works for
+    a model built on the meta device."""
+
+    def __init__(
+        self, model_channels: int, extrapolation: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ) -> None:
+        super().__init__()
+        self.dim_h = model_channels // 6 * 2
+        self.dim_t = model_channels - 2 * self.dim_h
+        if self.dim_t % 2:
+            raise ValueError(f"SinCosPosEmbAxis: model_channels must be even, got {model_channels}")
+        self.extrapolation = extrapolation
+
+    def forward(self, t: int, h: int, w: int, device: torch.device | None = None) -> Tensor:
+        """(t*h*w, D) float32, tokens in (t, h, w) row-major order."""
+        tables = [
+            _sincos_table(dim, torch.arange(length, dtype=torch.float64, device=device) / ratio).float()
+            for dim, length, ratio in zip(
+                (self.dim_t, self.dim_h, self.dim_h), (t, h, w), self.extrapolation, strict=True
+            )
+        ]
+        parts = (
+            tables[0][:, None, None].expand(t, h, w, -1),
+            tables[1][None, :, None].expand(t, h, w, -1),
+            tables[2][None, None, :].expand(t, h, w, -1),
+        )
+        return torch.cat(parts, dim=-1).flatten(0, 2)
+
+
+def _sincos_table(dim: int, positions: Tensor) -> Tensor:
+    # Cosmos's get_1d_sincos_pos_embed_from_grid (float64): [sin | cos] of positions x frequencies.
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    angles = positions[:, None] * omega[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
 class FeedForward(nn.Module):
     """Cosmos's ``GPT2FeedForward``: Linear(D, hidden) -> exact GELU -> Linear(hidden, D), no biases."""
 
@@ -145,9 +186,13 @@ class DITBuildingBlock(nn.Module):
         num_heads: int,
         mlp_ratio: float,
         adaln_lora_dim: int | None,
+        n_views: int = 1,
     ) -> None:
         super().__init__()
         self.block_type = SUB_BLOCK_TYPES[block_type.lower()]
+        # Multi-view cross-attention: the sequence holds n_views views (view-major) and the context
+        # n_views prompts, and each view attends to its own prompt only (Cosmos's VideoAttn n_views).
+        self.n_views = n_views
         if self.block_type == "mlp":
             self.block: nn.Module = FeedForward(x_dim, int(x_dim * mlp_ratio))
         else:
@@ -175,7 +220,17 @@ class DITBuildingBlock(nn.Module):
             return self.block(x)
         if self.block_type == "fa":
             return self.block.attn(x, rope_cos=rope_cos, rope_sin=rope_sin, attention_fn=attention_fn)
-        return self.block.attn(x, context, k_lengths=k_lengths)
+        if self.n_views == 1:
+            return self.block.attn(x, context, k_lengths=k_lengths)
+        # Views fold into the batch, (B, V*S) -> (B*V, S), so that all views run as one attention call;
+        # k_lengths is then per view, (B*V,).
+        batch, views = x.shape[0], self.n_views
+        out = self.block.attn(
+            x.unflatten(1, (views, -1)).flatten(0, 1),
+            context.unflatten(1, (views, -1)).flatten(0, 1),
+            k_lengths=k_lengths,
+        )
+        return out.unflatten(0, (batch, views)).flatten(1, 2)
 
 
 class GeneralDITTransformerBlock(nn.Module):
@@ -194,10 +249,11 @@ class GeneralDITTransformerBlock(nn.Module):
         block_config: str,
         mlp_ratio: float,
         adaln_lora_dim: int | None,
+        n_views: int = 1,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            DITBuildingBlock(kind, x_dim, context_dim, num_heads, mlp_ratio, adaln_lora_dim)
+            DITBuildingBlock(kind, x_dim, context_dim, num_heads, mlp_ratio, adaln_lora_dim, n_views)
             for kind in block_config.split("-")
         )
 

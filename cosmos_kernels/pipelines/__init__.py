@@ -1,8 +1,15 @@
-"""User-level generation: Text2World and Video2World pipelines, and (from ``models``) the
-text conditioning and prompt upsampling they take."""
+"""User-level generation: Text2World and Video2World pipelines (single- and multi-view), and (from
+``models``) the text conditioning and prompt upsampling they take."""
 
 from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
 from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
+from cosmos_kernels.pipelines.multiview import (
+    COSMOS_FRAME_REPEAT,
+    MultiviewText2WorldPipeline,
+    MultiviewVideo2WorldPipeline,
+    decode_views,
+    encode_views,
+)
 from cosmos_kernels.pipelines.world import (
     SamplingOptions,
     Text2WorldPipeline,
@@ -12,8 +19,11 @@ from cosmos_kernels.pipelines.world import (
 )
 
 __all__ = [
+    "COSMOS_FRAME_REPEAT",
     "MAX_TOKENS",
     "HashTextEncoder",
+    "MultiviewText2WorldPipeline",
+    "MultiviewVideo2WorldPipeline",
     "PromptUpsampler",
     "SamplingOptions",
     "T5TextEncoder",
@@ -23,5 +33,7 @@ __all__ = [
     "WorldPipeline",
     "WorldSample",
     "clean_upsampled_prompt",
+    "decode_views",
+    "encode_views",
     "no_upsampling",
 ]

@@ -15,6 +15,7 @@ from cosmos_kernels.models import (
     ContinuousTokenizer,
     DiscreteTokenizer,
     GeneralDIT,
+    MultiviewDiTConfig,
     build_dit,
     load_cosmos_state_dict,
     load_tiny_world,
@@ -45,6 +46,11 @@ def _world_model(
     mean and std."""
     if args.model not in DIT_CONFIGS:
         raise CliError(f"unknown world model {args.model!r}; known: {', '.join(DIT_CONFIGS)}")
+    if isinstance(DIT_CONFIGS[args.model], MultiviewDiTConfig):
+        raise CliError(
+            f"{args.model} is a multi-view model: run it with pipelines.MultiviewText2WorldPipeline / "
+            "MultiviewVideo2WorldPipeline"
+        )
     device, dtype = device_dtype(args)
     if args.checkpoint is None and args.model in SHIPPED_WORLD_MODELS:
         net, tokenizer, mean, std = load_tiny_world(SHIPPED_WORLD_MODELS[args.model], device)
