@@ -12,6 +12,11 @@ from cosmos_kernels.models.diffusers_bridge import (
 )
 from cosmos_kernels.models.dit import DIT_CONFIGS, DiTConfig, GeneralDIT, build_dit, dit_config
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
+from cosmos_kernels.models.dit_decoder import (
+    DECODER_DIT_CONFIGS,
+    DecoderDiTConfig,
+    DiffusionDecoderGeneralDIT,
+)
 from cosmos_kernels.models.text_encoders import (
     MAX_TOKENS,
     HashTextEncoder,
@@ -44,14 +49,17 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 )
 
 __all__ = [
+    "DECODER_DIT_CONFIGS",
     "DIT_CONFIGS",
     "MAX_TOKENS",
     "TOKENIZER_CONFIGS",
     "ContinuousTokenizer",
     "Decoder",
+    "DecoderDiTConfig",
     "DecoderFactorized",
     "DiTConfig",
     "DiffusersWorld",
+    "DiffusionDecoderGeneralDIT",
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",

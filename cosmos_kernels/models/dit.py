@@ -119,6 +119,11 @@ class DiTConfig:
         """Channels of the latent video x the network takes (without its mask channels)."""
         return self.in_channels - 1 if self.video_extend else self.in_channels
 
+    @property
+    def embed_channels(self) -> int:
+        """Channels the patch embedding takes: ``in_channels`` and the padding mask when concatenated."""
+        return self.in_channels + int(self.concat_padding_mask)
+
 
 _COSMOS_7B = DiTConfig()
 _COSMOS_14B = replace(
@@ -181,9 +186,7 @@ class GeneralDIT(nn.Module):
         # Set by cosmos_kernels.distributed.context_parallel: the group and its self-attention.
         self.cp_group: Any = None
         self.cp_attention: Callable[..., Tensor] | None = None
-        self.x_embedder = PatchEmbed(
-            c.patch_spatial, c.patch_temporal, c.in_channels + int(c.concat_padding_mask), c.model_channels
-        )
+        self.x_embedder = PatchEmbed(c.patch_spatial, c.patch_temporal, c.embed_channels, c.model_channels)
         if c.extra_per_block_abs_pos_emb:
             self.extra_pos_embedder = LearnablePosEmbAxis(
                 c.model_channels,
@@ -317,16 +320,22 @@ class GeneralDIT(nn.Module):
             return float(fps.flatten()[0])
         return float(fps)
 
+    def _condition_channels(self, x: Tensor, condition_video_input_mask: Tensor | None) -> list[Tensor]:
+        """The channels concatenated to x before the padding mask: Video2World's condition mask."""
+        if not self.config.video_extend:
+            return []
+        if condition_video_input_mask is None:
+            batch, _, frames, height, width = x.shape
+            condition_video_input_mask = x.new_zeros(batch, 1, frames, height, width)
+        return [condition_video_input_mask.to(x.dtype)]
+
     def _embed(
-        self, x: Tensor, padding_mask: Tensor | None, condition_video_input_mask: Tensor | None
+        self, x: Tensor, padding_mask: Tensor | None, conditions: list[Tensor]
     ) -> tuple[Tensor, tuple[int, int, int]]:
-        """x (B, C, T, H, W) with its mask channels appended -> tokens (B, S, D) and the token grid."""
+        """x (B, C, T, H, W) with its condition and mask channels appended -> tokens (B, S, D) and the
+        token grid."""
         batch, _, frames, height, width = x.shape
-        channels = [x]
-        if self.config.video_extend:
-            if condition_video_input_mask is None:
-                condition_video_input_mask = x.new_zeros(batch, 1, frames, height, width)
-            channels.append(condition_video_input_mask.to(x.dtype))
+        channels = [x, *conditions]
         if self.config.concat_padding_mask:
             # Cosmos's pipelines pass zeros (no padding) when there is no mask.
             if padding_mask is None:
@@ -363,13 +372,30 @@ class GeneralDIT(nn.Module):
                 (Cosmos-1.0 attends to all tokens).
             condition_video_input_mask: (B, 1, T, H, W), 1 on given latent frames (Video2World).
         """
-        c = self.config
         self._check_inputs(
             x, timesteps, crossattn_emb, padding_mask, crossattn_mask, condition_video_input_mask
         )
-        dtype = self.x_embedder.proj[1].weight.dtype
+        x = x.to(self.x_embedder.proj[1].weight.dtype)
+        conditions = self._condition_channels(x, condition_video_input_mask)
+        return self._forward_conditioned(
+            x, timesteps, crossattn_emb, conditions, fps, padding_mask, crossattn_mask
+        )
+
+    def _forward_conditioned(
+        self,
+        x: Tensor,
+        timesteps: Tensor,
+        crossattn_emb: Tensor,
+        conditions: list[Tensor],
+        fps: float | Tensor | None,
+        padding_mask: Tensor | None,
+        crossattn_mask: Tensor | None,
+    ) -> Tensor:
+        """The checked forward from x in the network's dtype and its condition channels."""
+        c = self.config
+        dtype = x.dtype
         frames = x.shape[2]
-        tokens, (t, h, w) = self._embed(x.to(dtype), padding_mask, condition_video_input_mask)
+        tokens, (t, h, w) = self._embed(x, padding_mask, conditions)
         rope_cos, rope_sin = ops.rope3d_cos_sin(
             t,
             h,
@@ -435,9 +461,18 @@ def dit_config(name: str, /, **overrides: Any) -> DiTConfig:
 
 
 def build_dit(name: str, /, **overrides: Any) -> GeneralDIT:
-    """A freshly initialized network: ``build_dit("tiny")``, ``build_dit("cosmos-7b", num_blocks=4)``.
+    """A freshly initialized network: ``build_dit("tiny")``, ``build_dit("cosmos-7b", num_blocks=4)``;
+    "cosmos-7b-decoder" and "tiny-decoder" build the diffusion decoder (``models.dit_decoder``).
 
     Builds on the default device, so ``with torch.device("meta"): build_dit("cosmos-14b")`` gives the
     full model without memory; then ``model.to_empty(device=...)`` and load weights.
     """
+    # The decoder subclasses GeneralDIT, so its module imports this one.
+    from cosmos_kernels.models import dit_decoder
+
+    if name in dit_decoder.DECODER_DIT_CONFIGS:
+        return dit_decoder.build_decoder_dit(name, **overrides)
+    if name not in DIT_CONFIGS:
+        known = ", ".join([*DIT_CONFIGS, *dit_decoder.DECODER_DIT_CONFIGS])
+        raise ValueError(f"unknown DiT config {name!r}; known: {known}")
     return GeneralDIT(dit_config(name, **overrides))

@@ -1,5 +1,5 @@
-"""User-level generation: Text2World and Video2World pipelines, and (from ``models.text_encoders``) the
-text conditioning they take."""
+"""User-level generation: Text2World and Video2World pipelines, the diffusion decoder (tokens -> video),
+and (from ``models.text_encoders``) the text conditioning they take."""
 
 from cosmos_kernels.models.text_encoders import (
     MAX_TOKENS,
@@ -8,6 +8,12 @@ from cosmos_kernels.models.text_encoders import (
     T5TextEncoder,
     TextEncoder,
     no_upsampling,
+)
+from cosmos_kernels.pipelines.diffusion_decoder import (
+    DecoderSamplingOptions,
+    DiffusionDecoderPipeline,
+    linear_blend_video_list,
+    split_with_overlap,
 )
 from cosmos_kernels.pipelines.world import (
     SamplingOptions,
@@ -19,6 +25,8 @@ from cosmos_kernels.pipelines.world import (
 
 __all__ = [
     "MAX_TOKENS",
+    "DecoderSamplingOptions",
+    "DiffusionDecoderPipeline",
     "HashTextEncoder",
     "PromptUpsampler",
     "SamplingOptions",
@@ -28,5 +36,7 @@ __all__ = [
     "Video2WorldPipeline",
     "WorldPipeline",
     "WorldSample",
+    "linear_blend_video_list",
     "no_upsampling",
+    "split_with_overlap",
 ]
