@@ -338,3 +338,54 @@ def test_pipeline_rejects_mismatched_parts():
         DiffusionDecoderPipeline(build_dit("tiny-decoder"), dv, cv, text)
     with pytest.raises(TypeError, match="DiffusionDecoderGeneralDIT"):
         DiffusionDecoderPipeline(build_dit("tiny"), dv, cv, text)
+
+
+# --- training ---
+
+
+class _TokenClips(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def bucket_key(self, index):
+        return "1,1", 17
+
+    def __getitem__(self, index):
+        return {
+            "latent": torch.randn(16, 3, 4, 4, generator=torch.Generator().manual_seed(index)),
+            "token_indices": torch.full((3, 2, 2), 7 + index),
+            "caption": "a clip",
+            "fps": 24.0,
+        }
+
+
+def test_trainer_trains_the_decoder_on_tokens_with_token_dropout(monkeypatch):
+    from cosmos_kernels.training import DataConfig, Stage, TrainConfig, train
+
+    seen = []
+    forward = DiffusionDecoderGeneralDIT.forward
+
+    def recording(self, x, timesteps, crossattn_emb, **kwargs):
+        seen.append(kwargs["token_indices"].clone())
+        return forward(self, x, timesteps, crossattn_emb, **kwargs)
+
+    monkeypatch.setattr(DiffusionDecoderGeneralDIT, "forward", recording)
+    config = TrainConfig(
+        stages=(Stage(resolution=32, frames=17, steps=3, lr=1e-3, batch_size=4, warmup_steps=1),),
+        model="tiny-decoder",
+        model_overrides={"num_blocks": 1, "max_img_h": 8, "max_img_w": 8},
+        tokenizer=None,
+        data=DataConfig(source="physics", length=1),
+        precision="fp32",
+        token_dropout=0.5,
+    )
+    result = train(config, HashTextEncoder(max_length=4), datasets=lambda s, d: _TokenClips(), progress=False)
+    assert result.step == 3
+    tokens = torch.cat(seen)
+    kept = tokens.flatten(1).amax(1) > 0
+    assert 0 < kept.sum() < len(kept)  # some samples keep their tokens, some are dropped to index 0
+    assert set(tokens[kept].unique().tolist()) <= {7, 8, 9, 10}
+    # The token embedding learns: the rows of the tokens seen move away from their zero init.
+    net = build_dit("tiny-decoder", num_blocks=1, max_img_h=8, max_img_w=8)
+    result.ema.copy_to(net)
+    assert net.token_embedder.weight[7:11].abs().sum() > 0 and not net.token_embedder.weight[11:].any()

@@ -456,7 +456,16 @@ class GeneralDIT(nn.Module):
 
 
 def dit_config(name: str, /, **overrides: Any) -> DiTConfig:
-    """The named config with some arguments replaced (Cosmos's GeneralDIT argument names)."""
+    """The named config with some arguments replaced (Cosmos's GeneralDIT argument names); the
+    decoders' names give a ``models.dit_decoder.DecoderDiTConfig``."""
+    # The decoder subclasses GeneralDIT, so its module imports this one.
+    from cosmos_kernels.models import dit_decoder
+
+    if name in dit_decoder.DECODER_DIT_CONFIGS:
+        return dit_decoder.decoder_dit_config(name, **overrides)
+    if name not in DIT_CONFIGS:
+        known = ", ".join([*DIT_CONFIGS, *dit_decoder.DECODER_DIT_CONFIGS])
+        raise ValueError(f"unknown DiT config {name!r}; known: {known}")
     return named_config("DiT", DIT_CONFIGS, name, overrides)
 
 
@@ -467,12 +476,9 @@ def build_dit(name: str, /, **overrides: Any) -> GeneralDIT:
     Builds on the default device, so ``with torch.device("meta"): build_dit("cosmos-14b")`` gives the
     full model without memory; then ``model.to_empty(device=...)`` and load weights.
     """
-    # The decoder subclasses GeneralDIT, so its module imports this one.
     from cosmos_kernels.models import dit_decoder
 
-    if name in dit_decoder.DECODER_DIT_CONFIGS:
-        return dit_decoder.build_decoder_dit(name, **overrides)
-    if name not in DIT_CONFIGS:
-        known = ", ".join([*DIT_CONFIGS, *dit_decoder.DECODER_DIT_CONFIGS])
-        raise ValueError(f"unknown DiT config {name!r}; known: {known}")
-    return GeneralDIT(dit_config(name, **overrides))
+    config = dit_config(name, **overrides)
+    if isinstance(config, dit_decoder.DecoderDiTConfig):
+        return dit_decoder.DiffusionDecoderGeneralDIT(config)
+    return GeneralDIT(config)

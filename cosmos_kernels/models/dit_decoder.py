@@ -150,10 +150,6 @@ class DiffusionDecoderGeneralDIT(GeneralDIT):
 
 
 def decoder_dit_config(name: str, /, **overrides: Any) -> DecoderDiTConfig:
-    """The named decoder config with some arguments replaced (Cosmos's argument names)."""
+    """The named decoder config with some arguments replaced (Cosmos's argument names); what
+    ``models.dit_config`` and ``models.build_dit`` use for the decoders' names."""
     return named_config("decoder DiT", DECODER_DIT_CONFIGS, name, overrides)
-
-
-def build_decoder_dit(name: str, /, **overrides: Any) -> DiffusionDecoderGeneralDIT:
-    """A freshly initialized diffusion decoder: ``build_decoder_dit("tiny-decoder")``."""
-    return DiffusionDecoderGeneralDIT(decoder_dit_config(name, **overrides))

@@ -53,6 +53,7 @@ from cosmos_kernels.diffusion import (
 from cosmos_kernels.models import (
     ContinuousTokenizer,
     GeneralDIT,
+    build_dit,
     build_tokenizer,
     load_cosmos_tokenizer_state_dict,
     load_latent_stats,
@@ -358,6 +359,13 @@ def _batch_loss(
             condition_dropout=config.condition_dropout,
             generator=generator,
         )
+    conditions = {}
+    if "token_indices" in batch:
+        # The diffusion decoder's discrete tokens, dropped per sample to index 0 as Cosmos's conditioner
+        # drops its latent_condition: the unconditional branch guidance samples with.
+        tokens = batch["token_indices"].to(device)
+        keep = torch.rand(tokens.shape[0], generator=generator, device=generator.device)
+        conditions["token_indices"] = tokens * (keep >= config.token_dropout).to(tokens).view(-1, 1, 1, 1)
     # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
     fps = float(batch["fps"][0]) if "fps" in batch else None
     padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
@@ -372,6 +380,7 @@ def _batch_loss(
         fps=fps,
         padding_mask=padding,
         crossattn_mask=mask,
+        **conditions,
     )
     return loss, parts, x0.shape[0]
 
@@ -447,7 +456,7 @@ def train(
 
     # Every rank builds the same initial weights from the seed (FSDP then keeps each rank's shard).
     torch.manual_seed(config.seed)
-    net = GeneralDIT(config.dit_config())
+    net = build_dit(config.model, **config.model_overrides)
     uncertainty = (
         UncertaintyNet(generator=torch.Generator().manual_seed(config.seed)) if config.uncertainty else None
     )
