@@ -1,6 +1,7 @@
-"""Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer and continuous
-tokenizers, their configs and checkpoint loading, the latent normalization between them, and the tiny
-world model shipped with the package (``load_tiny_world``), and the text encoders that condition them."""
+"""Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer, the continuous
+and discrete tokenizers, their configs and checkpoint loading, the latent normalization between them,
+the tiny world model shipped with the package (``load_tiny_world``), and the text encoders that
+condition them."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
 from cosmos_kernels.models.diffusers_bridge import (
@@ -36,9 +37,13 @@ from cosmos_kernels.models.tokenizer import (
     ContinuousTokenizer,
     Decoder,
     DecoderFactorized,
+    DiscreteTokenizer,
+    DiscreteTokenizerConfig,
     Encoder,
     EncoderFactorized,
+    TokenizerBase,
     TokenizerConfig,
+    TokenizerNetworkConfig,
     build_tokenizer,
     tokenizer_config,
 )
@@ -60,6 +65,8 @@ __all__ = [
     "DiTConfig",
     "DiffusersWorld",
     "DiffusionDecoderGeneralDIT",
+    "DiscreteTokenizer",
+    "DiscreteTokenizerConfig",
     "Encoder",
     "EncoderFactorized",
     "GeneralDIT",
@@ -69,7 +76,9 @@ __all__ = [
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
+    "TokenizerBase",
     "TokenizerConfig",
+    "TokenizerNetworkConfig",
     "build_dit",
     "build_tokenizer",
     "denormalize_latents",

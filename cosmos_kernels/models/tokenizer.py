@@ -1,4 +1,5 @@
-"""The Cosmos continuous tokenizers: causal video (CV8x8x8, CV4x8x8) and image (CI8x8).
+"""The Cosmos tokenizers: continuous video (CV8x8x8, CV4x8x8) and image (CI8x8), and discrete video
+(DV8x16x16, DV8x8x8, DV4x8x8) and image (DI8x8, DI16x16).
 
 Pixels in [-1, 1] go through a Haar wavelet patcher (patch_size p: p x p x p in video, p x p in
 images), then a conv net that halves space (and time) the remaining times, down to ``latent_channels``;
@@ -36,6 +37,7 @@ from cosmos_kernels.nn import (
     CausalResnetBlockFactorized3d,
     CausalTemporalAttnBlock,
     Downsample,
+    FSQuantizer,
     Patcher,
     Patcher3d,
     ResnetBlock,
@@ -57,12 +59,13 @@ def _power_of_two_at_least(name: str, value: int, minimum: int) -> int:
 
 
 @dataclass(frozen=True)
-class TokenizerConfig:
-    """A continuous Cosmos tokenizer, in the keys of Cosmos Tokenizer's ``networks/configs.py``.
+class TokenizerNetworkConfig:
+    """The encoder and decoder networks of a Cosmos tokenizer, in the keys of Cosmos Tokenizer's
+    ``networks/configs.py``; :class:`TokenizerConfig` (continuous) and
+    :class:`DiscreteTokenizerConfig` add what sits between the two networks.
 
-    A Cosmos ``continuous_video`` or ``continuous_image`` dict without its ``name`` entry maps onto
-    these fields one to one. Keys that select variants we do not build (``patch_method="rearrange"``,
-    the VAE formulation, non-factorized 3D layers) are checked, not ignored.
+    Keys that select variants we do not build (``patch_method="rearrange"``, non-factorized 3D
+    layers) are checked, not ignored.
 
     ``decoder_channels_mult`` is ours, not a Cosmos key. None means ``channels_mult``. Cosmos
     Tokenizer's ``CausalContinuousVideoTokenizer`` (as of 3584ae7, and ComfyUI's copy of it) builds
@@ -84,12 +87,10 @@ class TokenizerConfig:
     patch_method: str = "haar"
     z_channels: int = 16  # encoder output / decoder input
     z_factor: int = 1  # 2 would carry a VAE's mean and log-variance
-    latent_channels: int = 16
     spatial_compression: int = 8
     temporal_compression: int = 8  # 1 for images
     num_groups: int = 1  # GroupNorm groups: 1 (per-frame) in video, 32 in Cosmos's image networks
     legacy_mode: bool = False  # older video checkpoints upsample time one decoder level earlier
-    formulation: str = "AE"
     decoder_channels_mult: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -99,35 +100,42 @@ class TokenizerConfig:
                 object.__setattr__(self, name, tuple(value))
         if (self.encoder, self.decoder) not in ((VIDEO, VIDEO), (IMAGE, IMAGE)):
             raise ValueError(
-                f"TokenizerConfig: encoder and decoder must both be {VIDEO!r} (causal video) or both "
-                f"{IMAGE!r} (image), got {self.encoder!r} and {self.decoder!r}"
+                f"{type(self).__name__}: encoder and decoder must both be {VIDEO!r} (causal video) or "
+                f"both {IMAGE!r} (image), got {self.encoder!r} and {self.decoder!r}"
             )
-        for name, supported in (("patch_method", "haar"), ("formulation", "AE"), ("z_factor", 1)):
+        for name, supported in (("patch_method", "haar"), ("z_factor", 1), *self._variants()):
             if getattr(self, name) != supported:
                 raise ValueError(
-                    f"TokenizerConfig: only {name}={supported!r} is built (the released continuous "
+                    f"{type(self).__name__}: only {name}={supported!r} is built (the released "
                     f"tokenizers), got {getattr(self, name)!r}"
                 )
         if not self.channels_mult or not self.decoder_mult:
-            raise ValueError("TokenizerConfig: channels_mult and decoder_channels_mult must not be empty")
+            raise ValueError(
+                f"{type(self).__name__}: channels_mult and decoder_channels_mult must not be empty"
+            )
         haar_levels(self.patch_size)
         if self.is_video and self.num_groups != 1:
             raise ValueError(
-                "TokenizerConfig: the factorized video networks normalize each frame with one group "
-                f"(Cosmos ignores other values); num_groups must be 1, got {self.num_groups}"
+                f"{type(self).__name__}: the factorized video networks normalize each frame with one "
+                f"group (Cosmos ignores other values); num_groups must be 1, got {self.num_groups}"
             )
         if not self.is_video:
             if self.temporal_compression != 1 or self.legacy_mode:
                 raise ValueError(
-                    "TokenizerConfig: image tokenizers take temporal_compression=1 and legacy_mode=False"
+                    f"{type(self).__name__}: image tokenizers take temporal_compression=1 and "
+                    "legacy_mode=False"
                 )
             widths = [self.channels * m for m in (1, *self.channels_mult, *self.decoder_mult)]
             if any(w % self.num_groups for w in widths):
                 raise ValueError(
-                    f"TokenizerConfig: every width {sorted(set(widths))} must be divisible by "
+                    f"{type(self).__name__}: every width {sorted(set(widths))} must be divisible by "
                     f"num_groups = {self.num_groups}"
                 )
         self._check_resampling()
+
+    def _variants(self) -> tuple[tuple[str, object], ...]:
+        """(key, the one value we build) pairs a subclass adds to the checks."""
+        return ()
 
     @property
     def is_video(self) -> bool:
@@ -187,11 +195,61 @@ class TokenizerConfig:
             got = tuple(sum(f[axis] for f in flags.values()) for axis in (0, 1))
             if got != need:
                 raise ValueError(
-                    f"TokenizerConfig: a {part} with {len(mult)} levels halves space {got[0]} and time "
+                    f"{type(self).__name__}: a {part} with {len(mult)} levels halves space {got[0]} and time "
                     f"{got[1]} times, but patch_size={self.patch_size} with spatial_compression="
                     f"{self.spatial_compression}, temporal_compression={self.temporal_compression} "
                     f"needs {need[0]} and {need[1]}"
                 )
+
+
+@dataclass(frozen=True)
+class TokenizerConfig(TokenizerNetworkConfig):
+    """A continuous Cosmos tokenizer: the networks plus ``latent_channels`` between the quant convs.
+
+    A Cosmos ``continuous_video`` or ``continuous_image`` dict without its ``name`` entry maps onto
+    these fields one to one (the VAE formulation is checked, not built).
+    """
+
+    latent_channels: int = 16
+    formulation: str = "AE"
+
+    def _variants(self) -> tuple[tuple[str, object], ...]:
+        return (("formulation", "AE"),)
+
+
+@dataclass(frozen=True)
+class DiscreteTokenizerConfig(TokenizerNetworkConfig):
+    """A discrete Cosmos tokenizer (DV, DI): the networks, a ``quant_conv`` from ``z_channels`` to
+    ``embedding_dim`` channels, and FSQ with ``levels`` (one level per embedding channel).
+
+    A Cosmos ``discrete_video`` or ``discrete_image`` dict without its ``name`` maps onto these
+    fields one to one (docs/COSMOS.md Part 2, 2.1). ``num_quantizers`` is read only by Cosmos's
+    residual FSQ, which no released tokenizer uses; it is accepted and unused.
+    """
+
+    spatial_compression: int = 16
+    quantizer: str = "FSQ"
+    embedding_dim: int = 6
+    levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
+    num_quantizers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(self.levels))
+        super().__post_init__()
+        if len(self.levels) != self.embedding_dim:
+            raise ValueError(
+                f"DiscreteTokenizerConfig: FSQ quantizes each of the embedding_dim = "
+                f"{self.embedding_dim} channels with one level, got {len(self.levels)} levels "
+                f"{list(self.levels)}"
+            )
+
+    def _variants(self) -> tuple[tuple[str, object], ...]:
+        return (("quantizer", "FSQ"),)
+
+    @property
+    def codebook_size(self) -> int:
+        """How many tokens there are: the product of the levels (64,000 for Cosmos's)."""
+        return math.prod(self.levels)
 
 
 class _Level(nn.Module):
@@ -253,7 +311,7 @@ class EncoderFactorized(nn.Module):
     """Cosmos's causal video encoder: Haar patcher, factorized causal convs, hybrid downsampling,
     a middle block with spatial and temporal attention, and ``z_channels`` out."""
 
-    def __init__(self, cfg: TokenizerConfig) -> None:
+    def __init__(self, cfg: TokenizerNetworkConfig) -> None:
         super().__init__()
 
         def resblock(cin: int, cout: int) -> nn.Module:
@@ -291,7 +349,7 @@ class DecoderFactorized(nn.Module):
     """Cosmos's causal video decoder: the encoder's mirror, levels run from ``up[-1]`` to ``up[0]``,
     ending in the inverse Haar transform."""
 
-    def __init__(self, cfg: TokenizerConfig) -> None:
+    def __init__(self, cfg: TokenizerNetworkConfig) -> None:
         super().__init__()
 
         def resblock(cin: int, cout: int) -> nn.Module:
@@ -331,7 +389,7 @@ class DecoderFactorized(nn.Module):
 class Encoder(nn.Module):
     """Cosmos's 2D image encoder (``layers2d.Encoder``): Haar patcher, then an LDM-style conv net."""
 
-    def __init__(self, cfg: TokenizerConfig) -> None:
+    def __init__(self, cfg: TokenizerNetworkConfig) -> None:
         super().__init__()
         groups = cfg.num_groups
 
@@ -372,7 +430,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Cosmos's 2D image decoder (``layers2d.Decoder``), ending in the inverse Haar transform."""
 
-    def __init__(self, cfg: TokenizerConfig) -> None:
+    def __init__(self, cfg: TokenizerNetworkConfig) -> None:
         super().__init__()
         groups = cfg.num_groups
 
@@ -413,52 +471,30 @@ class Decoder(nn.Module):
         return self.unpatcher(self.conv_out(fused_group_norm(self.norm_out, h, silu=True)))
 
 
-class ContinuousTokenizer(nn.Module):
-    """A Cosmos continuous tokenizer (autoencoder): ``encode`` pixels, ``decode`` latents.
-
-    Video: (B, 3, 1 + t*k, H, W) <-> (B, latent_channels, 1 + k, H/s, W/s) for temporal compression t
-    and spatial compression s. Images: (B, 3, H, W) <-> (B, latent_channels, H/s, W/s). Pixels are in
-    [-1, 1]; ``decode`` does not clamp. The latents are the raw network output: see ``latents.py`` for
-    the normalization the diffusion models apply on top.
+class TokenizerBase(nn.Module):
+    """What every Cosmos tokenizer has: the encoder, ``quant_conv`` (``z_channels`` to
+    ``latent_channels``), ``post_quant_conv`` and the decoder, run over temporal chunks and spatial
+    tiles. :class:`ContinuousTokenizer` and :class:`DiscreteTokenizer` say what the latents are.
     """
 
-    def __init__(self, config: TokenizerConfig) -> None:
+    def __init__(self, config: TokenizerNetworkConfig, latent_channels: int) -> None:
         super().__init__()
         self.config = config
-        z, latent = config.z_channels, config.latent_channels
+        z = config.z_channels
         if config.is_video:
             self.encoder = EncoderFactorized(config)
             self.decoder = DecoderFactorized(config)
-            self.quant_conv = CausalConv3d(z, latent, 1)
-            self.post_quant_conv = CausalConv3d(latent, z, 1)
+            self.quant_conv = CausalConv3d(z, latent_channels, 1)
+            self.post_quant_conv = CausalConv3d(latent_channels, z, 1)
         else:
             self.encoder = Encoder(config)
             self.decoder = Decoder(config)
-            self.quant_conv = nn.Conv2d(z, latent, 1)
-            self.post_quant_conv = nn.Conv2d(latent, z, 1)
+            self.quant_conv = nn.Conv2d(z, latent_channels, 1)
+            self.post_quant_conv = nn.Conv2d(latent_channels, z, 1)
 
-    def encode(
-        self,
-        x: Tensor,
-        chunk_frames: int | None = None,
-        tile: tuple[int, int] | None = None,
-        overlap: int = 0,
-        progress: bool = False,
-    ) -> Tensor:
-        """Pixels in [-1, 1] to latents (Cosmos's AE formulation: no sampling).
-
-        Args:
-            x: (B, 3, 1 + t*k, H, W) video or (B, 3, H, W) images.
-            chunk_frames: video only; None runs the whole video at once. Otherwise 1 + t*m frames
-                (m >= 1): the video streams through the encoder in chunks of 1 + t*m frames, then
-                t*m frames, carrying the causal context across chunks, so the result equals the
-                whole-video one while activation memory follows the chunk, not the video.
-            tile: (height, width) in pixels, multiples of the spatial compression: encode
-                overlapping tiles of this size and blend their latents with a linear ramp across
-                each overlap. An approximation: convolutions see the tile borders.
-            overlap: pixels shared by neighbouring tiles, a multiple of the spatial compression.
-            progress: show a progress bar over the chunks (and tiles).
-        """
+    def _check_pixels(self, x: Tensor) -> None:
+        """``encode``'s input: (B, 3, 1 + t*k, H, W) video or (B, 3, H, W) images, H and W
+        multiples of the spatial compression s."""
         cfg = self.config
         self._check_layout("encode", "x", x, cfg.in_channels)
         if cfg.is_video and (x.shape[2] - 1) % cfg.temporal_compression:
@@ -472,25 +508,6 @@ class ContinuousTokenizer(nn.Module):
                 f"encode: H and W must be divisible by spatial_compression = {s}, got H = {height}, "
                 f"W = {width} (e.g. {height // s * s or s} x {width // s * s or s})"
             )
-        return self._code("encode", x, chunk_frames, tile, overlap, progress)
-
-    def decode(
-        self,
-        latents: Tensor,
-        chunk_frames: int | None = None,
-        tile: tuple[int, int] | None = None,
-        overlap: int = 0,
-        progress: bool = False,
-    ) -> Tensor:
-        """Latents to pixels, (B, C, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video.
-
-        ``chunk_frames`` counts latent frames, 1 + m (m >= 1): chunks of 1 + m, then m latent
-        frames, decoded to 1 + t*m, then t*m frames, equal to the whole-video result. ``tile`` and
-        ``overlap`` are in output pixels, as in :meth:`encode`: the latents are cut into tiles of
-        ``tile / s`` sharing ``overlap / s`` latent pixels, and the decoded tiles are blended.
-        """
-        self._check_layout("decode", "latents", latents, self.config.latent_channels)
-        return self._code("decode", latents, chunk_frames, tile, overlap, progress)
 
     def _encode_chunk(self, x: Tensor, state: StreamState | None) -> Tensor:
         return self.quant_conv(_run(self.encoder, x, state))
@@ -529,9 +546,6 @@ class ContinuousTokenizer(nn.Module):
 
             return _tiled(stream, x, grid, overlap // unit, scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x))
-
     def _check_layout(self, op: str, name: str, t: Tensor, channels: int) -> None:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -539,6 +553,159 @@ class ContinuousTokenizer(nn.Module):
         if t.dim() != (5 if video else 4) or t.shape[1] != channels:
             layout = "(B, C, T, H, W) video" if video else "(B, C, H, W) images"
             raise ValueError(f"{op}: {name} must be {layout} with C = {channels}, got shape {tuple(t.shape)}")
+
+
+class ContinuousTokenizer(TokenizerBase):
+    """A Cosmos continuous tokenizer (autoencoder): ``encode`` pixels, ``decode`` latents.
+
+    Video: (B, 3, 1 + t*k, H, W) <-> (B, latent_channels, 1 + k, H/s, W/s) for temporal compression t
+    and spatial compression s. Images: (B, 3, H, W) <-> (B, latent_channels, H/s, W/s). Pixels are in
+    [-1, 1]; ``decode`` does not clamp. The latents are the raw network output: see ``latents.py`` for
+    the normalization the diffusion models apply on top.
+    """
+
+    config: TokenizerConfig
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        super().__init__(config, config.latent_channels)
+
+    def encode(
+        self,
+        x: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Pixels in [-1, 1] to latents (Cosmos's AE formulation: no sampling).
+
+        Args:
+            x: (B, 3, 1 + t*k, H, W) video or (B, 3, H, W) images.
+            chunk_frames: video only; None runs the whole video at once. Otherwise 1 + t*m frames
+                (m >= 1): the video streams through the encoder in chunks of 1 + t*m frames, then
+                t*m frames, carrying the causal context across chunks, so the result equals the
+                whole-video one while activation memory follows the chunk, not the video.
+            tile: (height, width) in pixels, multiples of the spatial compression: encode
+                overlapping tiles of this size and blend their latents with a linear ramp across
+                each overlap. An approximation: convolutions see the tile borders.
+            overlap: pixels shared by neighbouring tiles, a multiple of the spatial compression.
+            progress: show a progress bar over the chunks (and tiles).
+        """
+        self._check_pixels(x)
+        return self._code("encode", x, chunk_frames, tile, overlap, progress)
+
+    def decode(
+        self,
+        latents: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Latents to pixels, (B, C, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video.
+
+        ``chunk_frames`` counts latent frames, 1 + m (m >= 1): chunks of 1 + m, then m latent
+        frames, decoded to 1 + t*m, then t*m frames, equal to the whole-video result. ``tile`` and
+        ``overlap`` are in output pixels, as in :meth:`encode`: the latents are cut into tiles of
+        ``tile / s`` sharing ``overlap / s`` latent pixels, and the decoded tiles are blended.
+        """
+        self._check_layout("decode", "latents", latents, self.config.latent_channels)
+        return self._code("decode", latents, chunk_frames, tile, overlap, progress)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
+class DiscreteTokenizer(TokenizerBase):
+    """A Cosmos discrete tokenizer (DV video, DI images): pixels to integer tokens and back.
+
+    The networks are the continuous ones (``quant_conv`` to ``embedding_dim`` = 6 channels), then FSQ
+    (:class:`~cosmos_kernels.nn.FSQuantizer`): each latent position becomes one of
+    ``codebook_size`` = 64,000 codes, named by its index 0 .. 63,999. Video (B, 3, 1 + t*k, H, W)
+    gives int32 indices (B, 1 + k, H/s, W/s); images (B, 3, H, W) give (B, H/s, W/s). Codes are the
+    quantized latents, (B, 6, ...) with values in [-1, 1]. Cosmos Tokenizer's
+    ``networks/discrete_video.py`` / ``discrete_image.py``; docs/COSMOS.md Part 2, section 2.
+
+    ``forward`` reconstructs through the straight-through rounding, so the whole model trains on a
+    pixel loss.
+    """
+
+    config: DiscreteTokenizerConfig
+
+    def __init__(self, config: DiscreteTokenizerConfig) -> None:
+        super().__init__(config, config.embedding_dim)
+        self.quantizer = FSQuantizer(config.levels)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def encode(
+        self,
+        x: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+        return_codes: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Pixels in [-1, 1] to int32 token indices, and the codes too if ``return_codes``.
+
+        The latents before quantization are computed as :meth:`ContinuousTokenizer.encode` computes
+        its latents (streamed, tiled) and quantized at the end, so chunked streaming gives the same
+        tokens as the whole video.
+
+        Args:
+            x: (B, 3, 1 + t*k, H, W) video or (B, 3, H, W) images.
+            chunk_frames, tile, overlap, progress: as in :meth:`ContinuousTokenizer.encode`; tiles
+                blend the latents before quantization.
+            return_codes: also return the codes, (B, embedding_dim, ...) in ``x``'s dtype.
+        """
+        self._check_pixels(x)
+        indices, codes = self.quantizer(self._code("encode", x, chunk_frames, tile, overlap, progress))
+        return (indices, codes) if return_codes else indices
+
+    def decode(
+        self,
+        indices: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Token indices to pixels: (B, 1 + k, h, w) -> (B, 3, 1 + t*k, h*s, w*s) for video,
+        (B, h, w) -> (B, 3, h*s, w*s) for images. Indices must be integers in [0, codebook_size).
+        ``chunk_frames``, ``tile`` and ``overlap`` as in :meth:`ContinuousTokenizer.decode`."""
+        return self.decode_codes(self.indices_to_codes(indices), chunk_frames, tile, overlap, progress)
+
+    def decode_codes(
+        self,
+        codes: Tensor,
+        chunk_frames: int | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = 0,
+        progress: bool = False,
+    ) -> Tensor:
+        """Codes (B, embedding_dim, ...) to pixels, as :meth:`decode` does for their indices."""
+        self._check_layout("decode_codes", "codes", codes, self.config.embedding_dim)
+        return self._code("decode", codes, chunk_frames, tile, overlap, progress)
+
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """Codes (B, embedding_dim, ...) in the model's dtype of integer indices (B, ...)."""
+        ndim = 4 if self.config.is_video else 3
+        if isinstance(indices, Tensor) and indices.dim() != ndim:
+            layout = "(B, T, H, W) video" if self.config.is_video else "(B, H, W) images"
+            raise ValueError(f"decode: indices must be {layout} tokens, got shape {tuple(indices.shape)}")
+        return self.quantizer.indices_to_codes(indices, next(self.post_quant_conv.parameters()).dtype)
+
+    def codes_to_indices(self, codes: Tensor) -> Tensor:
+        """int32 indices (B, ...) of codes (B, embedding_dim, ...)."""
+        return self.quantizer.codes_to_indices(codes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction of ``x`` through the quantized codes (differentiable: straight through)."""
+        _, codes = self.encode(x, return_codes=True)
+        return self.decode_codes(codes)
 
 
 def _chunk_sizes(op: str, x: Tensor, chunk_frames: int | None, step: int, video: bool) -> list[int]:
@@ -671,7 +838,9 @@ def _tiled(
     return out / weight
 
 
-TOKENIZER_CONFIGS: dict[str, TokenizerConfig] = {
+_DI = {"encoder": IMAGE, "decoder": IMAGE, "temporal_compression": 1, "z_channels": 256, "num_groups": 32}
+
+TOKENIZER_CONFIGS: dict[str, TokenizerConfig | DiscreteTokenizerConfig] = {
     # Cosmos Tokenizer's continuous_video dict (Cosmos-0.1 / 1.0 CV8x8x8).
     "cv8x8x8": TokenizerConfig(),
     # Cosmos-0.1-Tokenizer-CV4x8x8 as Cosmos Tokenizer's torch mode builds it: patch 4, the Haar
@@ -685,16 +854,34 @@ TOKENIZER_CONFIGS: dict[str, TokenizerConfig] = {
     "tiny-ci8x8": TokenizerConfig(
         encoder=IMAGE, decoder=IMAGE, temporal_compression=1, channels=8, num_groups=8
     ),
+    # The discrete tokenizers: Cosmos's discrete_video / discrete_image dicts with the overrides of
+    # the Cosmos-1.0 repo's networks/configs.py (docs/COSMOS.md Part 2, 2.2).
+    "dv8x16x16": DiscreteTokenizerConfig(),  # Cosmos-0.1/1.0-Tokenizer-DV8x16x16
+    "dv8x8x8": DiscreteTokenizerConfig(spatial_compression=8),  # Cosmos-0.1-Tokenizer-DV8x8x8
+    # Cosmos-0.1-Tokenizer-DV4x8x8: the patcher does all 4x of time; both networks keep 3 levels.
+    "dv4x8x8": DiscreteTokenizerConfig(temporal_compression=4, spatial_compression=8),
+    # Cosmos-1.0-Tokenizer-DV4x8x8-LowRes = Cosmos-Tokenize1-DV4x8x8-360p: one Haar level, z 256.
+    "dv4x8x8-360p": DiscreteTokenizerConfig(
+        temporal_compression=4, spatial_compression=8, patch_size=2, z_channels=256
+    ),
+    "di8x8": DiscreteTokenizerConfig(spatial_compression=8, num_quantizers=4, **_DI),  # Cosmos-0.1
+    "di16x16": DiscreteTokenizerConfig(spatial_compression=16, num_quantizers=4, **_DI),
+    # DV8x16x16's networks at width 8: for tests, CPU runs and the tiny token demo.
+    "tiny-dv8x16x16": DiscreteTokenizerConfig(channels=8),
 }
 
 
-def tokenizer_config(name: str, /, **overrides: Any) -> TokenizerConfig:
-    """The named config with some keys replaced (Cosmos config key names, see :class:`TokenizerConfig`)."""
+def tokenizer_config(name: str, /, **overrides: Any) -> TokenizerConfig | DiscreteTokenizerConfig:
+    """The named config with some keys replaced (Cosmos config key names, see :class:`TokenizerConfig`
+    and :class:`DiscreteTokenizerConfig`)."""
     return named_config("tokenizer", TOKENIZER_CONFIGS, name, overrides)
 
 
-def build_tokenizer(name: str, /, **overrides: Any) -> ContinuousTokenizer:
-    """A fresh (randomly initialized) tokenizer: ``build_tokenizer("cv8x8x8")``, or
-    ``build_tokenizer("tiny-cv8x8x8", channels=16)``. Builds on the default device, so
-    ``with torch.device("meta"):`` gives a weightless model."""
-    return ContinuousTokenizer(tokenizer_config(name, **overrides))
+def build_tokenizer(name: str, /, **overrides: Any) -> ContinuousTokenizer | DiscreteTokenizer:
+    """A fresh (randomly initialized) tokenizer: ``build_tokenizer("cv8x8x8")``,
+    ``build_tokenizer("tiny-cv8x8x8", channels=16)``, or a discrete one, ``build_tokenizer("dv8x16x16")``.
+    Builds on the default device, so ``with torch.device("meta"):`` gives a weightless model."""
+    config = tokenizer_config(name, **overrides)
+    if isinstance(config, DiscreteTokenizerConfig):
+        return DiscreteTokenizer(config)
+    return ContinuousTokenizer(config)

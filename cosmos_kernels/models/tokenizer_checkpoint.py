@@ -7,6 +7,12 @@ versions are tolerated: the convs of an inactive down/upsampler exist in Cosmos 
 and are absent from cosmos-predict1's, and cosmos-predict1 saves the Haar patchers' constant buffers
 (``wavelets``, ``_arange``, ``patch_size_buffer``), which our patchers do not need. Everything else
 must match: a missing or unknown key, or a shape mismatch, is an error that names the key.
+
+Discrete tokenizers (DV, DI): encoder.jit is ``Sequential(encoder, quant_conv, quantizer)`` and
+decoder.jit ``Sequential(inv_quant=InvQuantizerJit(quantizer), post_quant_conv, decoder)``
+(docs/COSMOS.md Part 2, 2.5), so their state dicts also hold the FSQ constants ``quantizer.*`` /
+``inv_quant.quantizer.*`` (``_levels``, ``_basis``, ``implicit_codebook``). The quantizer has no
+weights: those buffers are skipped after checking that they describe this model's FSQ.
 """
 
 import math
@@ -16,13 +22,15 @@ from dataclasses import dataclass
 import torch
 
 from cosmos_kernels.models._checks import check_state_dict
-from cosmos_kernels.models.tokenizer import ContinuousTokenizer
-from cosmos_kernels.nn import CausalHybridDownsample3d, CausalHybridUpsample3d
+from cosmos_kernels.models.tokenizer import DiscreteTokenizer, TokenizerBase
+from cosmos_kernels.nn import CausalHybridDownsample3d, CausalHybridUpsample3d, FSQuantizer
 
 Tensor = torch.Tensor
 HALVES = {"encoder": ("encoder.", "quant_conv."), "decoder": ("decoder.", "post_quant_conv.")}
 PATCHERS = ("encoder.patcher3d.", "decoder.unpatcher3d.", "encoder.patcher.", "decoder.unpatcher.")
 HAAR_BUFFERS = ("wavelets", "_arange", "patch_size_buffer")
+QUANTIZERS = ("quantizer.", "inv_quant.quantizer.")
+FSQ_BUFFERS = ("_levels", "_basis", "implicit_codebook")
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class LoadedTokenizerState:
     skipped_keys: tuple[str, ...]
 
 
-def inert_parameter_names(model: ContinuousTokenizer) -> set[str]:
+def inert_parameter_names(model: TokenizerBase) -> set[str]:
     """Parameters of the down/upsampler convs that never run (see ``CausalHybridDownsample3d``)."""
     names = set()
     for prefix, module in model.named_modules():
@@ -60,15 +68,31 @@ def _check_haar_buffer(key: str, value: Tensor, patch_size: int) -> None:
         )
 
 
+def _check_fsq_buffer(key: str, value: Tensor, quantizer: FSQuantizer) -> None:
+    # The constants say which levels the checkpoint's tokens were made with.
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "implicit_codebook":
+        expected = quantizer.codebook().cpu().double()
+    else:
+        expected = torch.tensor(quantizer.levels if leaf == "_levels" else quantizer.basis).double()
+    if value.shape != expected.shape or not torch.equal(value.detach().cpu().double(), expected):
+        shown = value.tolist() if value.numel() <= 8 else f"a {tuple(value.shape)} tensor"
+        raise ValueError(
+            f"{key} = {shown} does not match this model's FSQ levels {list(quantizer.levels)}: the "
+            "checkpoint quantizes with other levels (set `levels` to the checkpoint's)"
+        )
+
+
 def load_cosmos_tokenizer_state_dict(
-    model: ContinuousTokenizer, state_dict: Mapping[str, Tensor]
+    model: TokenizerBase, state_dict: Mapping[str, Tensor]
 ) -> LoadedTokenizerState:
     """Copy a Cosmos tokenizer state dict into ``model``, whole or one half.
 
     The encoder half is ``encoder.*`` + ``quant_conv.*``, the decoder half ``post_quant_conv.*`` +
     ``decoder.*``; a half with any key present must be complete (inactive down/upsampler convs
     excepted), and a half with none is left as it is. Raises ValueError naming the first offending
-    key: unknown, missing, or of the wrong shape (both shapes given).
+    key: unknown, missing, or of the wrong shape (both shapes given), or a Haar or FSQ constant
+    that differs from the model's.
     """
     ours = model.state_dict()
     given: dict[str, Tensor] = {}
@@ -78,6 +102,13 @@ def load_cosmos_tokenizer_state_dict(
             raise TypeError(f"state_dict[{key!r}] must be a tensor, got {type(value).__name__}")
         if key.startswith(PATCHERS) and key.rsplit(".", 1)[-1] in HAAR_BUFFERS:
             _check_haar_buffer(key, value, model.config.patch_size)
+            skipped.append(key)
+        elif (
+            isinstance(model, DiscreteTokenizer)
+            and key.startswith(QUANTIZERS)
+            and key.rsplit(".", 1)[-1] in FSQ_BUFFERS
+        ):
+            _check_fsq_buffer(key, value, model.quantizer)
             skipped.append(key)
         else:
             given[key] = value

@@ -11,6 +11,7 @@ from cosmos_kernels.nn.dit_layers import (
     TimestepEmbedding,
     Timesteps,
 )
+from cosmos_kernels.nn.quantizers import FSQuantizer
 from cosmos_kernels.nn.tokenizer_layers2d import (
     AttnBlock,
     Downsample,
@@ -46,6 +47,7 @@ __all__ = [
     "CausalTemporalAttnBlock",
     "DITBuildingBlock",
     "Downsample",
+    "FSQuantizer",
     "FeedForward",
     "FinalLayer",
     "GeneralDITTransformerBlock",
