@@ -1,6 +1,7 @@
 """The Cosmos-1.0 diffusion decoder: the network's token path and the window split / blend against
 transcriptions of Cosmos's code, its 7B parameter count, and the pipeline end to end on tiny models."""
 
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -389,3 +390,83 @@ def test_trainer_trains_the_decoder_on_tokens_with_token_dropout(monkeypatch):
     net = build_dit("tiny-decoder", num_blocks=1, max_img_h=8, max_img_w=8)
     result.ema.copy_to(net)
     assert net.token_embedder.weight[7:11].abs().sum() > 0 and not net.token_embedder.weight[11:].any()
+
+
+# --- the shipped-model loader and the CLI ---
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny decoder directory as scripts/train_tiny_diffusion_decoder.py writes it (random weights)."""
+    import json
+
+    import safetensors.torch
+
+    from cosmos_kernels.models.tiny_decoder import (
+        DECODER_FILE,
+        DV_TOKENIZER_FILE,
+        MANIFEST_FILE,
+        build_tiny_decoder_parts,
+    )
+
+    manifest = {
+        "decoder_overrides": {"num_blocks": 1, "max_img_h": 8, "max_img_w": 8},
+        "dv_tokenizer": "tiny-dv8x16x16",
+        "dv_tokenizer_overrides": {},
+        "text_tokens": 4,
+        "prompt": "a prompt",
+        "sampling": {"num_steps": 15, "guidance": 1.8, "window": 3, "overlap": 1},
+    }
+    tmp_path = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    net, dv = build_tiny_decoder_parts(manifest)
+    safetensors.torch.save_file(
+        {k: v.half().contiguous() for k, v in net.state_dict().items()}, tmp_path / DECODER_FILE
+    )
+    safetensors.torch.save_file(
+        {k: v.contiguous() for k, v in dv.state_dict().items()}, tmp_path / DV_TOKENIZER_FILE
+    )
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_decode_tokens_cli_writes_the_video(tmp_path, capsys, model_dir):
+    import numpy as np
+
+    from cosmos_kernels import cli
+    from cosmos_kernels.video_io import read_video
+
+    tokens = tmp_path / "tokens.npy"
+    np.save(tokens, np.random.default_rng(0).integers(0, 64000, (3, 2, 2), dtype=np.int32))
+    out = tmp_path / "video.mp4"
+    args = ["decode-tokens", str(tokens), "--out", str(out), "--model-dir", str(model_dir), "--steps", "2"]
+    assert cli.main(args) == 0
+    frames, _ = read_video(out)
+    assert frames.shape == (17, 32, 32, 3)
+    assert "17 frames of 32 x 32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (None, "no such file"),
+        ("out-of-range", "0..63999"),
+        ("float", "integer token indices"),
+        ("2d", r"\(T', H', W'\)"),
+    ],
+)
+def test_decode_tokens_cli_reports_bad_tokens(tmp_path, capsys, model_dir, array, match):
+    import numpy as np
+
+    from cosmos_kernels import cli
+
+    tokens = tmp_path / "tokens.npy"
+    if array == "out-of-range":
+        np.save(tokens, np.full((3, 2, 2), 64000, dtype=np.int32))
+    elif array == "float":
+        np.save(tokens, np.zeros((3, 2, 2), dtype=np.float32))
+    elif array == "2d":
+        np.save(tokens, np.zeros((2, 2), dtype=np.int32))
+    args = ["decode-tokens", str(tokens), "--out", str(tmp_path / "v.mp4"), "--model-dir", str(model_dir)]
+    assert cli.main([*args, "--steps", "1"]) == 2
+    assert re.search(match, capsys.readouterr().err)
