@@ -1,5 +1,6 @@
 """The Cosmos discrete tokenizers (DV, DI): FSQ against a transcription of Cosmos's formulas, shapes,
-parameter counts, checkpoint keys, exact streaming, the kernels they run on, and bad input."""
+parameter counts, checkpoint keys, exact streaming, the kernels they run on, bad input, and training
+through the straight-through codes."""
 
 import math
 
@@ -8,6 +9,7 @@ import torch
 from test_tokenizer import attn, conv, conv2d, fconv, hybrid, mid, mid2d, norm, res, res2d
 
 from cosmos_kernels import ops
+from cosmos_kernels.metrics import psnr
 from cosmos_kernels.models import (
     DiscreteTokenizer,
     DiscreteTokenizerConfig,
@@ -17,6 +19,12 @@ from cosmos_kernels.models import (
     tokenizer_config,
 )
 from cosmos_kernels.nn import FSQuantizer
+from cosmos_kernels.training import (
+    TokenizerPhase,
+    physics_tokenizer_batch,
+    pooled_video_target,
+    train_tokenizer,
+)
 
 LEVELS = [8, 8, 8, 5, 5, 5]
 
@@ -434,3 +442,58 @@ def test_bad_inputs_say_what_would_work():
         model.decode_codes(torch.zeros(1, 16, 1, 2, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="chunk_frames must be None or 1 \\+ 8m"):
         model.encode(_video((1, 3, 9, 32, 32)), chunk_frames=4)
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def test_pixel_loss_reaches_the_encoder_through_the_codes():
+    model = build_tokenizer("tiny-dv8x16x16")
+    video = _video((1, 3, 9, 32, 32)).float()
+    (model(video) - video).abs().mean().backward()
+    grad = model.encoder.conv_in[0].conv3d.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_pooled_video_target_for_a_dv8x16x16():
+    video = torch.arange(17, dtype=torch.float32).view(1, 1, 17, 1, 1).expand(2, 3, 17, 32, 48)
+    target = pooled_video_target(video, temporal=8, spatial=16, frames_per_latent=2)
+    assert target.shape == (2, 6, 3, 2, 3)
+    assert target[0, ::3, 0, 0, 0].tolist() == [0.0, 0.0]
+    assert target[0, ::3, 1, 0, 0].tolist() == [4.0, 8.0]
+    assert target[0, ::3, 2, 0, 0].tolist() == [12.0, 16.0]
+    with pytest.raises(ValueError, match="frames_per_latent = 3 must divide temporal = 8"):
+        pooled_video_target(video, frames_per_latent=3)
+
+
+# Measured on 2 shared CPU cores (torch 2.13): the untrained tiny DV tokenizer reconstructs the 2
+# training clips at 4.6 dB, after 40 steps (~12 s) at 17.9 dB.
+TRAINED_PSNR_DB = 14.0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_training_the_tiny_dv_tokenizer_raises_its_psnr():
+    torch.manual_seed(0)
+    model = build_tokenizer("tiny-dv8x16x16")
+    clips, masks = physics_tokenizer_batch(0, 2, 9)
+
+    def reconstruction_psnr():
+        with torch.no_grad():
+            return psnr(model.decode(model.encode(clips)).clamp(-1, 1), clips)
+
+    before = reconstruction_psnr()
+    phase = TokenizerPhase(40, 3e-3, frames=9, clips=2)
+    losses = train_tokenizer(model, [phase], batches=lambda step, n, frames: (clips, masks), warmup_steps=10)
+    after = reconstruction_psnr()
+    assert len(losses) == 40 and losses[-1] < losses[0] / 4
+    assert after > TRAINED_PSNR_DB and after > before + 8, (before, after)
+    # The latent tie works on the codes at the tokenizer's own compression (6 codes: 2 frames).
+    tied = train_tokenizer(model, [TokenizerPhase(1, 1e-4, frames=9, clips=2)], latent_tie=1.0)
+    assert len(tied) == 1 and tied[0] > 0
+    with pytest.raises(ValueError, match="latent_tie needs a video tokenizer"):
+        train_tokenizer(
+            build_tokenizer("di8x8", channels=32, z_channels=16),
+            [TokenizerPhase(1, 1e-4, frames=1, clips=1)],
+            batches=lambda step, n, frames: (clips[:1, :, 0], masks[:1, :, 0]),
+            latent_tie=1.0,
+        )

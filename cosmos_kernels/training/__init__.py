@@ -4,7 +4,7 @@ and decay, gradient clipping, an EMA of the weights, safetensors or sharded (FSD
 resume exactly, a JSONL log and its loss-curve PNG.
 
 ``train(config, text_encoder)`` is the Python API; ``cosmos-kernels train`` (``cosmos_kernels.tools.train``)
-the command line. ``train_tokenizer`` trains a tokenizer on physics clips, in phases.
+the command line. ``train_tokenizer`` trains a tokenizer (continuous or discrete) on physics clips, in phases.
 """
 
 from cosmos_kernels.training.checkpoint import latest_checkpoint, load_trainer_state, load_weights

@@ -1,4 +1,7 @@
-"""Train a continuous tokenizer to reconstruct synthetic physics clips (``data.physics``), in phases.
+"""Train a tokenizer to reconstruct synthetic physics clips (``data.physics``), in phases.
+
+Continuous tokenizers decode their latents; discrete ones (DV, DI) decode their FSQ codes, whose
+straight-through rounding passes the pixel loss's gradient on to the encoder, as in Cosmos.
 
 The loss is L1 + MSE on pixels. Cosmos trains its tokenizers with L1 plus a perceptual (VGG) loss (and
 later an adversarial one); a perceptual loss needs pretrained network weights, which we never download,
@@ -7,9 +10,10 @@ on physics clips, where a few balls cover a few percent of a dark frame:
 
 - ``TokenizerPhase.foreground_weight`` weights the pixels that differ from the scene's background by
   1 + that weight; unweighted, the network learns the background and drops the balls;
-- ``latent_tie`` adds an MSE between the first latent channels and the 8x8-pooled frames
-  (:func:`pooled_video_target`); without it the latents of a fresh 8x8x8 tokenizer hardly depend on its
-  input, the decoder learns the average clip, and the latents stay uninformative ("collapse").
+- ``latent_tie`` adds an MSE between the first latent channels (a discrete tokenizer's codes) and the
+  pooled frames (:func:`pooled_video_target`); without it the latents of a fresh 8x8x8 tokenizer hardly
+  depend on its input, the decoder learns the average clip, and the latents stay uninformative
+  ("collapse").
 """
 
 import math
@@ -22,7 +26,7 @@ from torch import nn
 
 from cosmos_kernels.checks import check_int, check_number
 from cosmos_kernels.data import physics_clip
-from cosmos_kernels.models import ContinuousTokenizer
+from cosmos_kernels.models import ContinuousTokenizer, DiscreteTokenizer
 
 Tensor = torch.Tensor
 TokenizerBatches = Callable[[int, int, int], tuple[Tensor, Tensor]]
@@ -64,31 +68,73 @@ def physics_tokenizer_batch(
     return torch.stack(videos), torch.stack(masks)
 
 
-def pooled_video_target(video: Tensor) -> Tensor:
-    """(B, 12, 1 + k, H / 8, W / 8) targets for the first 12 latent channels of an 8x8x8 tokenizer from
-    (B, 3, 1 + 8k, H, W) clips: frame 0 averaged over 8x8 pixels (4 copies) for latent frame 0, frames
-    8j + 2, 4, 6, 8 averaged for latent frame j + 1."""
+def pooled_video_target(
+    video: Tensor, temporal: int = 8, spatial: int = 8, frames_per_latent: int = 4
+) -> Tensor:
+    """(B, 3f, 1 + k, H / s, W / s) targets for the first 3f latent channels of a t x s x s tokenizer
+    (t = ``temporal``, s = ``spatial``, f = ``frames_per_latent``) from (B, 3, 1 + t*k, H, W) clips:
+    frame 0 averaged over s x s pixels (f copies) for latent frame 0, frames t*j + (t/f)*i for
+    i = 1 .. f averaged for latent frame j + 1. The defaults give an 8x8x8 tokenizer's 12 channels
+    from frames 8j + 2, 4, 6, 8."""
+    for name, value in (
+        ("temporal", temporal),
+        ("spatial", spatial),
+        ("frames_per_latent", frames_per_latent),
+    ):
+        check_int("pooled_video_target", name, value, 1)
+    if temporal % frames_per_latent:
+        raise ValueError(
+            f"pooled_video_target: frames_per_latent = {frames_per_latent} must divide temporal = {temporal}"
+        )
     if (
         video.dim() != 5
         or video.shape[1] != 3
-        or (video.shape[2] - 1) % 8
-        or video.shape[-2] % 8
-        or video.shape[-1] % 8
+        or (video.shape[2] - 1) % temporal
+        or video.shape[-2] % spatial
+        or video.shape[-1] % spatial
     ):
         raise ValueError(
-            f"pooled_video_target: video must be (B, 3, 1 + 8k, 8m, 8n), got {tuple(video.shape)}"
+            f"pooled_video_target: video must be (B, 3, 1 + {temporal}k, {spatial}m, {spatial}n), "
+            f"got {tuple(video.shape)}"
         )
-    pooled = F.avg_pool3d(video, (1, 8, 8))
-    first = [pooled[:, :, [0]].repeat(1, 4, 1, 1, 1)]
+    pooled = F.avg_pool3d(video, (1, spatial, spatial))
+    stride = temporal // frames_per_latent
+    first = [pooled[:, :, [0]].repeat(1, frames_per_latent, 1, 1, 1)]
     later = [
-        torch.cat([pooled[:, :, [8 * j + k]] for k in (2, 4, 6, 8)], dim=1)
-        for j in range((video.shape[2] - 1) // 8)
+        torch.cat([pooled[:, :, [temporal * j + stride * i]] for i in range(1, frames_per_latent + 1)], dim=1)
+        for j in range((video.shape[2] - 1) // temporal)
     ]
     return torch.cat(first + later, dim=2)
 
 
+def _latents_and_reconstruction(
+    tokenizer: ContinuousTokenizer | DiscreteTokenizer, video: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The latents (a discrete tokenizer's straight-through codes) and the decoded video."""
+    if isinstance(tokenizer, DiscreteTokenizer):
+        _, codes = tokenizer.encode(video, return_codes=True)
+        return codes, tokenizer.decode_codes(codes)
+    latents = tokenizer.encode(video)
+    return latents, tokenizer.decode(latents)
+
+
+def _latent_target(tokenizer: nn.Module, video: Tensor, channels: int) -> Tensor:
+    """:func:`pooled_video_target` for the tokenizer's compression, over as many whole frames as its
+    ``channels`` latent channels hold (at most 4 per latent frame)."""
+    config = tokenizer.config
+    frames = min(4, channels // 3)
+    while frames > 1 and config.temporal_compression % frames:
+        frames -= 1
+    if not config.is_video or frames < 1:
+        raise ValueError(
+            "train_tokenizer: latent_tie needs a video tokenizer with at least 3 latent channels, got "
+            f"{'an image tokenizer' if not config.is_video else f'{channels} channels'}"
+        )
+    return pooled_video_target(video, config.temporal_compression, config.spatial_compression, frames)
+
+
 def train_tokenizer(
-    tokenizer: ContinuousTokenizer,
+    tokenizer: ContinuousTokenizer | DiscreteTokenizer,
     phases: Sequence[TokenizerPhase],
     *,
     batches: TokenizerBatches = physics_tokenizer_batch,
@@ -103,8 +149,9 @@ def train_tokenizer(
     Step k of the whole run (counting across phases) trains on ``batches(k, phase.clips, phase.frames)``
     (default: fresh 32x32 physics clips every step). Each phase has its own AdamW (no weight decay) and
     schedule: linear warmup over ``warmup_steps``, then a cosine from the peak lr to ``min_lr_ratio`` of
-    it. ``latent_tie`` weights the MSE of the first latent channels against
-    :func:`pooled_video_target`; ``grad_clip`` caps the gradient norm (None: no clipping);
+    it. A discrete tokenizer trains through its straight-through FSQ codes. ``latent_tie`` weights the
+    MSE of the first latent channels (codes) against :func:`pooled_video_target` at the tokenizer's
+    compression; ``grad_clip`` caps the gradient norm (None: no clipping);
     ``on_step(k, loss)`` is called after each step.
     """
     if not isinstance(tokenizer, nn.Module):
@@ -132,12 +179,11 @@ def train_tokenizer(
         for _ in range(phase.steps):
             video, mask = batches(len(history), phase.clips, phase.frames)
             video, mask = video.to(param), mask.to(param)
-            latents = tokenizer.encode(video)
-            out = tokenizer.decode(latents)
+            latents, out = _latents_and_reconstruction(tokenizer, video)
             weight = 1 + phase.foreground_weight * mask
             loss = ((out - video).abs() * weight).mean() + ((out - video) ** 2 * weight).mean()
             if latent_tie:
-                target = pooled_video_target(video)
+                target = _latent_target(tokenizer, video, latents.shape[1])
                 loss = loss + latent_tie * F.mse_loss(latents[:, : target.shape[1]], target)
             optimizer.zero_grad()
             loss.backward()
