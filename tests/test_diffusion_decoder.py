@@ -470,3 +470,30 @@ def test_decode_tokens_cli_reports_bad_tokens(tmp_path, capsys, model_dir, array
     args = ["decode-tokens", str(tokens), "--out", str(tmp_path / "v.mp4"), "--model-dir", str(model_dir)]
     assert cli.main([*args, "--steps", "1"]) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+def test_shipped_tiny_decoder_decodes_a_held_out_clip():
+    from cosmos_kernels.data import physics_clip
+    from cosmos_kernels.models.tiny_decoder import load_tiny_decoder, tiny_decoder_manifest
+
+    figures = tiny_decoder_manifest()["figures"]
+    for name in (
+        "dv_decode",
+        "diffusion_decoder",
+        "diffusion_decoder_guidance_0",
+        "cv_tokenizer_reconstruction",
+    ):
+        assert set(figures[name]) == {"psnr", "ssim", "balls_found", "position_error_found"}
+    model = load_tiny_decoder()
+    pipe = DiffusionDecoderPipeline(
+        model.net, model.dv_tokenizer, model.cv_tokenizer, model.text_encoder,
+        latent_mean=model.latent_mean, latent_std=model.latent_std,
+    )  # fmt: skip
+    video = physics_clip(17, 32, 32, [10_000, 1])[0][None]
+    with torch.no_grad():
+        tokens = model.dv_tokenizer.encode(video)
+        assert tokens.shape == (1, 3, 2, 2) and tokens.dtype == torch.int32
+        out = pipe(
+            tokens, model.manifest["prompt"], options=DecoderSamplingOptions(num_steps=4, window=3, overlap=1)
+        )
+    assert out.shape == video.shape and out.abs().max() <= 1

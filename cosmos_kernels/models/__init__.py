@@ -26,6 +26,7 @@ from cosmos_kernels.models.text_encoders import (
     TextEncoder,
     no_upsampling,
 )
+from cosmos_kernels.models.tiny_decoder import TinyDecoder, load_tiny_decoder, tiny_decoder_dir
 from cosmos_kernels.models.tiny_world import (
     load_tiny_world,
     tiny_world_dir,
@@ -76,6 +77,7 @@ __all__ = [
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
+    "TinyDecoder",
     "TokenizerBase",
     "TokenizerConfig",
     "TokenizerNetworkConfig",
@@ -90,9 +92,11 @@ __all__ = [
     "load_cosmos_tokenizer_state_dict",
     "load_diffusers_dir",
     "load_latent_stats",
+    "load_tiny_decoder",
     "load_tiny_world",
     "no_upsampling",
     "normalize_latents",
+    "tiny_decoder_dir",
     "tiny_world_dir",
     "tiny_world_manifest",
     "tiny_world_text_encoder",
