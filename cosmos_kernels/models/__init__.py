@@ -1,6 +1,7 @@
 """Whole models built from ``cosmos_kernels.nn``: the Cosmos-1.0 diffusion transformer, the continuous
 and discrete tokenizers, their configs and checkpoint loading, the latent normalization between them,
-the tiny world model shipped with the package (``load_tiny_world``), the text encoders that condition
+the diffusion decoder, the tiny world model and decoder shipped with the package
+(``load_tiny_world``, ``load_tiny_decoder``), the text encoders that condition
 them and Cosmos's prompt upsamplers."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
@@ -19,9 +20,15 @@ from cosmos_kernels.models.dit_action import (
     scale_actions,
 )
 from cosmos_kernels.models.dit_checkpoint import LoadedDiTState, load_cosmos_state_dict
+from cosmos_kernels.models.dit_decoder import (
+    DECODER_DIT_CONFIGS,
+    DecoderDiTConfig,
+    DiffusionDecoderGeneralDIT,
+)
 from cosmos_kernels.models.dit_multiview import MultiviewDiTConfig, MultiviewGeneralDIT, multiview_config
 from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
 from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
+from cosmos_kernels.models.tiny_decoder import TinyDecoder, load_tiny_decoder, tiny_decoder_dir
 from cosmos_kernels.models.tiny_world import (
     load_tiny_world,
     tiny_world_dir,
@@ -51,6 +58,7 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 
 __all__ = [
     "ACTION_SCALE",
+    "DECODER_DIT_CONFIGS",
     "DIT_CONFIGS",
     "MAX_TOKENS",
     "TOKENIZER_CONFIGS",
@@ -58,9 +66,11 @@ __all__ = [
     "ActionDiTConfig",
     "ContinuousTokenizer",
     "Decoder",
+    "DecoderDiTConfig",
     "DecoderFactorized",
     "DiTConfig",
     "DiffusersWorld",
+    "DiffusionDecoderGeneralDIT",
     "DiscreteTokenizer",
     "DiscreteTokenizerConfig",
     "Encoder",
@@ -74,6 +84,7 @@ __all__ = [
     "PromptUpsampler",
     "T5TextEncoder",
     "TextEncoder",
+    "TinyDecoder",
     "TokenizerBase",
     "TokenizerConfig",
     "TokenizerNetworkConfig",
@@ -89,11 +100,13 @@ __all__ = [
     "load_cosmos_tokenizer_state_dict",
     "load_diffusers_dir",
     "load_latent_stats",
+    "load_tiny_decoder",
     "load_tiny_world",
     "multiview_config",
     "no_upsampling",
     "normalize_latents",
     "scale_actions",
+    "tiny_decoder_dir",
     "tiny_world_dir",
     "tiny_world_manifest",
     "tiny_world_text_encoder",

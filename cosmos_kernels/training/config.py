@@ -127,12 +127,14 @@ class TrainConfig:
     for videos when ``adjust_video_noise``; ``uncertainty`` trains Cosmos's uncertainty net u(sigma)
     jointly (loss = L e^-u + u). ``text_dropout``: the share of samples whose text embedding is zeroed
     (Cosmos's TextConfig.dropout_rate 0.2), which teaches the network the unconditional branch that
-    classifier-free guidance samples with. ``video2world`` trains a Video2World model on video batches
-    with ``diffusion.video2world_training_condition`` (``min/max_condition_frames``,
-    ``condition_dropout``). ``context_parallel``: ranks per context-parallel group when run distributed
-    (1: FSDP data parallel only). ``log_every``/``checkpoint_every`` count steps (``checkpoint_every`` 0:
-    a checkpoint at the end of each stage only). ``init_checkpoint``: a checkpoint directory whose weights
-    (not optimizer) start the first stage.
+    classifier-free guidance samples with; ``token_dropout`` likewise sets the diffusion decoder's token
+    indices (a batch's "token_indices") to 0 (Cosmos's latent_condition dropout 0.2). ``video2world``
+    trains a Video2World model on video batches with ``diffusion.video2world_training_condition``
+    (``min/max_condition_frames``, ``condition_dropout``). ``context_parallel``: ranks per
+    context-parallel group when run distributed (1: FSDP data parallel only).
+    ``log_every``/``checkpoint_every`` count steps (``checkpoint_every`` 0: a checkpoint at the end of
+    each stage only). ``init_checkpoint``: a checkpoint directory whose weights (not optimizer) start the
+    first stage.
     """
 
     stages: tuple[Stage, ...]
@@ -154,6 +156,7 @@ class TrainConfig:
     adjust_video_noise: bool = False
     uncertainty: bool = True
     text_dropout: float = 0.2
+    token_dropout: float = 0.2
     video2world: bool = False
     min_condition_frames: int = 0
     max_condition_frames: int = 2
@@ -203,6 +206,7 @@ class TrainConfig:
         check_number(owner, "p_std", self.p_std, minimum=0.0)
         check_number(owner, "p_mean", self.p_mean)
         check_number(owner, "text_dropout", self.text_dropout, minimum=0.0, maximum=1.0)
+        check_number(owner, "token_dropout", self.token_dropout, minimum=0.0, maximum=1.0)
         if self.video2world and not net.video_extend:
             raise ValueError(
                 f"{owner}: video2world=True needs a Video2World model (e.g. model='tiny-video2world'), "

@@ -358,11 +358,19 @@ def _batch_loss(
             condition_dropout=config.condition_dropout,
             generator=generator,
         )
+    conditions = {}
+    if "token_indices" in batch:
+        # The diffusion decoder's discrete tokens, dropped per sample to index 0 as Cosmos's conditioner
+        # drops its latent_condition: the unconditional branch guidance samples with.
+        tokens = batch["token_indices"].to(device)
+        keep = torch.rand(tokens.shape[0], generator=generator, device=generator.device)
+        conditions["token_indices"] = tokens * (keep >= config.token_dropout).to(tokens).view(-1, 1, 1, 1)
     # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
     fps = float(batch["fps"][0]) if "fps" in batch else None
     padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
     # An action-conditioned network's (B, n, 7) actions (models.dit_action), scaled as it takes them.
-    action = {"action": batch["action"].to(device)} if "action" in batch else {}
+    if "action" in batch:
+        conditions["action"] = batch["action"].to(device)
     loss, parts = module(
         x0,
         emb,
@@ -374,7 +382,7 @@ def _batch_loss(
         fps=fps,
         padding_mask=padding,
         crossattn_mask=mask,
-        **action,
+        **conditions,
     )
     return loss, parts, x0.shape[0]
 
