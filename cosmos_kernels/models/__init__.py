@@ -3,6 +3,7 @@ tokenizers, their configs and checkpoint loading, the latent normalization betwe
 world model shipped with the package (``load_tiny_world``), and the text encoders that condition them."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
+from cosmos_kernels.models.camera import PLUCKER_CHANNELS, plucker_embeddings
 from cosmos_kernels.models.diffusers_bridge import (
     DiffusersWorld,
     dit_from_diffusers,
@@ -46,6 +47,7 @@ from cosmos_kernels.models.tokenizer_checkpoint import (
 __all__ = [
     "DIT_CONFIGS",
     "MAX_TOKENS",
+    "PLUCKER_CHANNELS",
     "TOKENIZER_CONFIGS",
     "ContinuousTokenizer",
     "Decoder",
@@ -76,6 +78,7 @@ __all__ = [
     "load_tiny_world",
     "no_upsampling",
     "normalize_latents",
+    "plucker_embeddings",
     "tiny_world_dir",
     "tiny_world_manifest",
     "tiny_world_text_encoder",
