@@ -9,6 +9,7 @@ from cosmos_kernels.models.text_encoders import (
     TextEncoder,
     no_upsampling,
 )
+from cosmos_kernels.pipelines.camera import camera_condition, read_camera_trajectory
 from cosmos_kernels.pipelines.world import (
     SamplingOptions,
     Text2WorldPipeline,
@@ -28,5 +29,7 @@ __all__ = [
     "Video2WorldPipeline",
     "WorldPipeline",
     "WorldSample",
+    "camera_condition",
     "no_upsampling",
+    "read_camera_trajectory",
 ]

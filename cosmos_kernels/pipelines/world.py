@@ -205,8 +205,14 @@ class Video2WorldPipeline(WorldPipeline):
         augment_sigma: float = AUGMENT_SIGMA,
         seed: int = 1,
         progress: bool = False,
+        camera: Tensor | None = None,
     ) -> WorldSample:
-        """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result."""
+        """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result.
+
+        ``camera``: for camera-control networks (``pose_channels``), the trajectory's Plücker embeddings
+        (B, 6, N, H/8, W/8) from ``models.plucker_embeddings``, N >= the latent frames; the network
+        keeps the first ones. Both guidance branches get it, as Cosmos does (NeMo
+        ``cosmos_extended_diffusion_pipeline.py``, docs/COSMOS.md Part 2 §4.2)."""
         if not self.net.config.video_extend:
             raise ValueError(
                 "this is a Text2World network; Video2World needs e.g. build_dit('tiny-video2world')"
@@ -226,6 +232,7 @@ class Video2WorldPipeline(WorldPipeline):
                 f"the {video.shape[2]} given frames ({given} latent frames) must be fewer than the "
                 f"{num_frames} frames to generate ({shape[2]} latent frames)"
             )
+        network_inputs = self._camera_input(camera, shape)
         dtype = next(self.tokenizer.parameters()).dtype
         condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
         condition = video2world_condition(
@@ -246,6 +253,27 @@ class Video2WorldPipeline(WorldPipeline):
             progress=progress,
             fps=options.fps,
             padding_mask=torch.zeros(len(prompts), 1, video.shape[3], video.shape[4], device=self.device),
+            **network_inputs,
         )
         latents, out = self.to_video(z)
         return WorldSample(latents, out, prompts)
+
+    def _camera_input(self, camera: Tensor | None, shape: tuple[int, ...]) -> dict[str, Tensor]:
+        channels = self.net.config.pose_channels
+        if camera is None and not channels:
+            return {}
+        if not channels:
+            raise ValueError(
+                "camera is for camera-control networks, e.g. build_dit('tiny-video2world-camera')"
+            )
+        batch, _, frames, height, width = shape
+        expected = f"(B={batch}, {channels}, N >= {frames}, {height}, {width}) Plücker embeddings"
+        if not isinstance(camera, Tensor):
+            raise ValueError(f"this camera-control network needs camera = {expected}")
+        if (
+            camera.dim() != 5
+            or camera.shape[:2] + camera.shape[3:] != (batch, channels, height, width)
+            or (camera.shape[2] < frames)
+        ):
+            raise ValueError(f"camera must be {expected}, got {tuple(camera.shape)}")
+        return {"condition_video_pose": camera.to(self.device, torch.float32)}

@@ -102,6 +102,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         T5TextEncoder,
         Text2WorldPipeline,
         Video2WorldPipeline,
+        camera_condition,
     )
 
     _check_writable(args.out, "--out")
@@ -120,6 +121,10 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         raise CliError(
             "Video2World models (*-video2world) take --input-video, Text2World models do not; "
             f"{name} is {'a Video2World' if video2world else 'a Text2World'} model"
+        )
+    if bool(net.config.pose_channels) != (args.camera is not None):
+        raise CliError(
+            f"camera-control models (*-camera) take --camera, other models do not; {name} is not one"
         )
     stats = {}
     size, guidance = 64, 7.0
@@ -163,6 +168,9 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
             )
         given = to_model(frames[: args.input_frames])
         pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, **stats)
+        if args.camera is not None:
+            latent_size = [side // pipeline.spatial_compression for side in given.shape[-2:]]
+            common["camera"] = camera_condition(args.camera, args.frames, latent_size)
         result = pipeline(args.prompt, given.to(pipeline.device), num_frames=args.frames, **common)
     else:
         pipeline = Text2WorldPipeline(net, text_encoder, tokenizer, **stats)
@@ -268,6 +276,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     generate.add_argument(
         "--input-frames", type=int, choices=(1, 9), default=1, help="Video2World: frames given"
+    )
+    generate.add_argument(
+        "--camera",
+        default=None,
+        metavar="JSON",
+        help="camera-control models: the trajectory, a transforms.json with fl_x, fl_y, cx, cy and a 4x4 "
+        "transform_matrix per frame (Cosmos's --camera_extrinsics_path)",
     )
     generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
     generate.add_argument(

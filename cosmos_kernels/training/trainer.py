@@ -75,6 +75,8 @@ Tensor = torch.Tensor
 TextEncoder = Callable[[list[str]], tuple[Tensor, Tensor]]
 DatasetFactory = Callable[[Stage, str], BucketedDataset]
 LOG_FILE = "train_log.jsonl"
+# Batch keys passed on to the network as they are: the camera-control Plücker embeddings.
+NETWORK_INPUTS = ("condition_video_pose",)
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -361,6 +363,7 @@ def _batch_loss(
     # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
     fps = float(batch["fps"][0]) if "fps" in batch else None
     padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
+    network_inputs = {key: batch[key].to(device) for key in NETWORK_INPUTS if key in batch}
     loss, parts = module(
         x0,
         emb,
@@ -372,6 +375,7 @@ def _batch_loss(
         fps=fps,
         padding_mask=padding,
         crossattn_mask=mask,
+        **network_inputs,
     )
     return loss, parts, x0.shape[0]
 
