@@ -377,7 +377,7 @@ def test_read_camera_trajectory(tmp_path):
 
 
 def test_panning_clip_is_a_moving_window():
-    video, caption, pan = panning_clip(9, 16, 16, seed=3, scene_size=(32, 32), speed=1.0)
+    video, caption, pan = panning_clip(9, 16, 16, seed=3, scene_size=(40, 40), speed=1.0)
     assert video.shape == (3, 9, 16, 16) and isinstance(caption, str)
     assert pan.offsets.shape == (9, 2) and pan.poses.shape == (9, 4, 4)
     step = pan.offsets[1:] - pan.offsets[:-1]

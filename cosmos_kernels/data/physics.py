@@ -252,23 +252,23 @@ def panning_clip(
     speed: float = 1.5,
 ) -> tuple[Tensor, str, CameraPan]:
     """A ``height`` x ``width`` clip of a larger simulated scene (``scene_size``, default twice the clip)
-    seen through a camera that pans at ``speed`` pixels per frame in a random direction, the window
-    staying inside the scene: the (3, T, H, W) video in [-1, 1], the scene's caption (it says nothing
-    of the camera) and the :class:`CameraPan` that made it."""
+    seen through a camera that pans at ``speed`` pixels per frame in a random direction: the (3, T, H, W)
+    video in [-1, 1], the scene's caption (it says nothing of the camera) and the :class:`CameraPan` that
+    made it. The window starts where it could pan its whole travel in any direction and stay a pixel
+    inside the scene, so where it starts says nothing of where it goes."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     scene_h, scene_w = scene_size or (2 * height, 2 * width)
     travel = speed * (num_frames - 1)
     room = np.array([scene_w - width - 1, scene_h - height - 1], dtype=np.float64)
-    if num_frames < 1 or speed < 0 or travel > room.min():
+    if num_frames < 1 or speed < 0 or 2 * travel > room.min():
         raise ValueError(
-            f"panning_clip: a {height}x{width} window panning {travel} pixels must fit in the "
+            f"panning_clip: a {height}x{width} window panning {travel} pixels either way must fit in the "
             f"{scene_h}x{scene_w} scene with a pixel's margin"
         )
     angle = rng.uniform(0, 2 * np.pi)
     step = speed * np.array([np.cos(angle), np.sin(angle)])
     path = step * np.arange(num_frames)[:, None]
-    start = rng.uniform(0, 1, 2) * (room - np.abs(path[-1])) - np.minimum(path[-1], 0)
-    offsets = start + path
+    offsets = travel + rng.uniform(0, 1, 2) * (room - 2 * travel) + path
     scene = simulate(num_frames, scene_h, scene_w, rng, config)
     poses = np.tile(np.eye(4), (num_frames, 1, 1))
     poses[:, :2, 3] = path
