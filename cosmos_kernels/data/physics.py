@@ -171,17 +171,27 @@ def simulate(
     return scene
 
 
-def render(scene: PhysicsScene) -> Tensor:
+def render(scene: PhysicsScene, window: tuple[np.ndarray, int, int] | None = None) -> Tensor:
     """The (3, T, H, W) float32 video of ``scene`` in [-1, 1]: each ball an anti-aliased disk (its
     coverage of each pixel, from the distance of the pixel center to the ball's edge), drawn in order
-    over the background."""
+    over the background.
+
+    ``window`` = (offsets, h, w): render only an h x w window whose top-left corner is at ``offsets``
+    (T, 2) scene pixels (x, y) in each frame, as a camera moving over the scene sees it (the
+    background bilinearly resampled, the balls drawn at their shifted positions); the window must
+    keep a pixel's margin inside the scene."""
     frames = scene.positions.shape[0]
-    video = np.broadcast_to(scene.background[:, None], (3, frames, scene.height, scene.width)).copy()
-    xs = np.arange(scene.width, dtype=np.float32) + 0.5
-    ys = np.arange(scene.height, dtype=np.float32) + 0.5
+    offsets, height, width = np.zeros((frames, 2)), scene.height, scene.width
+    if window is None:
+        video = np.broadcast_to(scene.background[:, None], (3, frames, height, width)).copy()
+    else:
+        offsets, height, width = window
+        video = _crop(scene.background, offsets, height, width)
+    xs = np.arange(width, dtype=np.float32) + 0.5
+    ys = np.arange(height, dtype=np.float32) + 0.5
     for ball, color in enumerate(scene.colors):
-        cx = scene.positions[:, ball, 0, None, None].astype(np.float32)
-        cy = scene.positions[:, ball, 1, None, None].astype(np.float32)
+        cx = (scene.positions[:, ball, 0] - offsets[:, 0])[:, None, None].astype(np.float32)
+        cy = (scene.positions[:, ball, 1] - offsets[:, 1])[:, None, None].astype(np.float32)
         distance = np.sqrt((xs[None, None, :] - cx) ** 2 + (ys[None, :, None] - cy) ** 2)  # (T, H, W)
         coverage = np.clip(scene.radii[ball] - distance + 0.5, 0.0, 1.0).astype(np.float32)
         rgb = _to_unit(PALETTE[color])[:, None, None, None]
@@ -228,6 +238,57 @@ def physics_clip(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     scene = simulate(num_frames, height, width, rng, config, push)
     return render(scene), caption(scene), scene
+
+
+@dataclass(frozen=True)
+class CameraPan:
+    """A camera panning over a scene (T frames): ``offsets`` (T, 2) the window's top-left corner in
+    scene pixels (x, y); ``poses`` (T, 4, 4) the camera's matrices (identity rotation; translation the
+    window's shift from frame 0 in scene pixels, x right, y down), read as Cosmos reads a
+    ``transforms.json`` ``transform_matrix``; ``intrinsics`` (3, 3) raw pixel intrinsics of the window
+    (focal length = window width, principal point at its center), so that moving the camera by one unit
+    shifts the image by one pixel; ``scene`` the simulated scene under the window."""
+
+    offsets: np.ndarray
+    poses: np.ndarray
+    intrinsics: np.ndarray
+    scene: PhysicsScene
+
+
+def panning_clip(
+    num_frames: int,
+    height: int,
+    width: int,
+    seed: int | Sequence[int] | np.random.Generator = 0,
+    config: PhysicsConfig | None = None,
+    *,
+    scene_size: tuple[int, int] | None = None,
+    speed: float = 1.5,
+) -> tuple[Tensor, str, CameraPan]:
+    """A ``height`` x ``width`` clip of a larger simulated scene (``scene_size``, default twice the clip)
+    seen through a camera that pans at ``speed`` pixels per frame in a random direction: the (3, T, H, W)
+    video in [-1, 1], the scene's caption (it says nothing of the camera) and the :class:`CameraPan` that
+    made it. The window starts where it could pan its whole travel in any direction and stay a pixel
+    inside the scene, so where it starts says nothing of where it goes."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    scene_h, scene_w = scene_size or (2 * height, 2 * width)
+    travel = speed * (num_frames - 1)
+    room = np.array([scene_w - width - 1, scene_h - height - 1], dtype=np.float64)
+    if num_frames < 1 or speed < 0 or 2 * travel > room.min():
+        raise ValueError(
+            f"panning_clip: a {height}x{width} window panning {travel} pixels either way must fit in the "
+            f"{scene_h}x{scene_w} scene with a pixel's margin"
+        )
+    angle = rng.uniform(0, 2 * np.pi)
+    step = speed * np.array([np.cos(angle), np.sin(angle)])
+    path = step * np.arange(num_frames)[:, None]
+    offsets = travel + rng.uniform(0, 1, 2) * (room - 2 * travel) + path
+    scene = simulate(num_frames, scene_h, scene_w, rng, config)
+    poses = np.tile(np.eye(4), (num_frames, 1, 1))
+    poses[:, :2, 3] = path
+    intrinsics = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
+    video = render(scene, (offsets, height, width))
+    return video, caption(scene), CameraPan(offsets, poses, intrinsics, scene)
 
 
 def physics_batch(
@@ -444,6 +505,27 @@ def _background(
     return (image + (gradient + ripple)[None]).astype(np.float32)
 
 
+def _crop(background: np.ndarray, offsets: np.ndarray, height: int, width: int) -> np.ndarray:
+    # (3, T, h, w): the background under each frame's window, bilinear between the scene's pixels.
+    low = np.floor(offsets).astype(np.int64)
+    if (
+        (low < 0).any()
+        or (low[:, 0] + width + 1 > background.shape[2]).any()
+        or (low[:, 1] + height + 1 > background.shape[1]).any()
+    ):
+        raise ValueError(
+            f"render: the {height}x{width} window must stay a pixel inside the "
+            f"{background.shape[1]}x{background.shape[2]} scene"
+        )
+    frac = (offsets - low).astype(np.float32)
+    frames = []
+    for (x, y), (fx, fy) in zip(low, frac, strict=True):
+        patch = background[:, y : y + height + 1, x : x + width + 1]
+        rows = (1 - fy) * patch[:, :-1] + fy * patch[:, 1:]
+        frames.append((1 - fx) * rows[:, :, :-1] + fx * rows[:, :, 1:])
+    return np.stack(frames, axis=1)
+
+
 def _subject(colors: Sequence[str]) -> str:
     # "a red ball", "two red balls and an orange ball", "a red ball, a blue ball and a green ball".
     counts: dict[str, int] = {}
@@ -466,12 +548,14 @@ __all__ = [
     "BACKGROUNDS",
     "FPS",
     "PALETTE",
+    "CameraPan",
     "PhysicsConfig",
     "PhysicsScene",
     "PhysicsVideoDataset",
     "caption",
     "detect_balls",
     "label_palette_pixels",
+    "panning_clip",
     "physics_batch",
     "physics_clip",
     "render",

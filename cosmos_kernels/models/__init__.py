@@ -5,6 +5,7 @@ the diffusion decoder, the tiny world model and decoder shipped with the package
 them and Cosmos's prompt upsamplers."""
 
 from cosmos_kernels.diffusion.latents import denormalize_latents, load_latent_stats, normalize_latents
+from cosmos_kernels.models.camera import PLUCKER_CHANNELS, plucker_embeddings
 from cosmos_kernels.models.diffusers_bridge import (
     DiffusersWorld,
     dit_from_diffusers,
@@ -61,6 +62,7 @@ __all__ = [
     "DECODER_DIT_CONFIGS",
     "DIT_CONFIGS",
     "MAX_TOKENS",
+    "PLUCKER_CHANNELS",
     "TOKENIZER_CONFIGS",
     "ActionConditionalDIT",
     "ActionDiTConfig",
@@ -105,6 +107,7 @@ __all__ = [
     "multiview_config",
     "no_upsampling",
     "normalize_latents",
+    "plucker_embeddings",
     "scale_actions",
     "tiny_decoder_dir",
     "tiny_world_dir",

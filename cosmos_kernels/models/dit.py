@@ -44,6 +44,9 @@ class DiTConfig:
     padding-mask channel is added on top when ``concat_padding_mask``. ``max_img_h``/``max_img_w``
     are in latent pixels and, with ``max_frames``, size the position tables. ``video_extend`` selects
     Video2World's ``VideoExtendGeneralDIT``, which takes a condition-mask channel.
+    ``pose_channels`` (Video2World only) are the camera-control channels ``condition_video_pose``
+    appended after the condition mask and counted in ``in_channels``: 6 Plücker-ray channels for
+    NeMo's camera-control Video2World (docs/COSMOS.md Part 2 §4.2), 0 otherwise.
     """
 
     max_img_h: int = 240
@@ -72,6 +75,7 @@ class DiTConfig:
     extra_per_block_abs_pos_emb_type: str = "learnable"
     base_fps: float = 24.0
     video_extend: bool = False
+    pose_channels: int = 0
     # The extra per-block position embedding this network builds (multi-view builds "sincos").
     extra_pos_emb_types: ClassVar[tuple[str, ...]] = ("learnable",)
 
@@ -112,6 +116,12 @@ class DiTConfig:
             raise ValueError(
                 "DiT config: video_extend needs in_channels = latent channels + 1 (condition mask)"
             )
+        check_int("DiT config", "pose_channels", self.pose_channels, 0)
+        if self.pose_channels and (not self.video_extend or self.in_channels < self.pose_channels + 2):
+            raise ValueError(
+                "DiT config: pose_channels need video_extend and in_channels = latent channels + 1 "
+                f"(condition mask) + pose_channels ({self.pose_channels}), got in_channels {self.in_channels}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -120,7 +130,7 @@ class DiTConfig:
     @property
     def latent_channels(self) -> int:
         """Channels of the latent video x the network takes (without its mask channels)."""
-        return self.in_channels - 1 if self.video_extend else self.in_channels
+        return self.in_channels - 1 - self.pose_channels if self.video_extend else self.in_channels
 
     @property
     def embed_channels(self) -> int:
@@ -164,6 +174,15 @@ def _video2world(config: DiTConfig) -> DiTConfig:
     return replace(config, in_channels=config.in_channels + 1, video_extend=True)
 
 
+def _camera(config: DiTConfig) -> DiTConfig:
+    # NeMo's DiT7BCameraCtrlConfig: x (16), mask (1), Plücker pose (6), padding (1) = 24 input channels,
+    # with the per-block absolute position embedding on (docs/COSMOS.md Part 2 §4.2).
+    config = _video2world(config)
+    return replace(
+        config, in_channels=config.in_channels + 6, pose_channels=6, extra_per_block_abs_pos_emb=True
+    )
+
+
 DIT_CONFIGS: dict[str, DiTConfig] = {
     "tiny": _TINY,
     "tiny-video2world": _video2world(_TINY),
@@ -171,6 +190,8 @@ DIT_CONFIGS: dict[str, DiTConfig] = {
     "cosmos-14b": _COSMOS_14B,
     "cosmos-7b-video2world": _video2world(_COSMOS_7B),
     "cosmos-14b-video2world": _video2world(_COSMOS_14B),
+    "tiny-video2world-camera": _camera(_TINY),
+    "cosmos-7b-video2world-camera": _camera(_COSMOS_7B),
 }
 
 
@@ -343,16 +364,48 @@ class GeneralDIT(nn.Module):
             return float(fps.flatten()[0])
         return float(fps)
 
+    def _pose_input(self, x: Tensor, condition_video_pose: Tensor | None) -> Tensor | None:
+        """The camera-control channels for x (B, C, T, H, W): ``condition_video_pose`` (B, pose_channels,
+        N, H, W) with N >= T, of which NeMo keeps the first T frames (dit_model_7b.py,
+        ``DiTCrossAttentionExtendModel7B.forward``)."""
+        c = self.config
+        if not c.pose_channels:
+            if condition_video_pose is not None:
+                raise ValueError(
+                    "GeneralDIT: condition_video_pose is for camera-control models "
+                    "(e.g. build_dit('cosmos-7b-video2world-camera'))"
+                )
+            return None
+        batch, _, frames, height, width = x.shape
+        expected = f"(B={batch}, {c.pose_channels}, N >= T={frames}, H={height}, W={width})"
+        if condition_video_pose is None:
+            raise ValueError(f"GeneralDIT: this camera-control model needs condition_video_pose {expected}")
+        _check_input("condition_video_pose", condition_video_pose, 5, expected)
+        b, channels, n, h, w = condition_video_pose.shape
+        if (b, channels, h, w) != (batch, c.pose_channels, height, width) or n < frames:
+            raise ValueError(
+                f"GeneralDIT: condition_video_pose must be {expected} Plücker embeddings, "
+                f"got {tuple(condition_video_pose.shape)}"
+            )
+        return condition_video_pose[:, :, :frames]
+
     def _input_channels(
-        self, x: Tensor, padding_mask: Tensor | None, condition_video_input_mask: Tensor | None
+        self,
+        x: Tensor,
+        padding_mask: Tensor | None,
+        condition_video_input_mask: Tensor | None,
+        pose: Tensor | None = None,
     ) -> Tensor:
-        """x (B, C, T, H, W) with its mask channels appended: [x | condition mask | padding mask]."""
+        """x (B, C, T, H, W) with its condition channels appended: [x | condition mask | camera pose |
+        padding mask]."""
         batch, _, frames, height, width = x.shape
         channels = [x]
         if self.config.video_extend:
             if condition_video_input_mask is None:
                 condition_video_input_mask = x.new_zeros(batch, 1, frames, height, width)
             channels.append(condition_video_input_mask.to(x.dtype))
+        if pose is not None:
+            channels.append(pose.to(x.dtype))
         if self.config.concat_padding_mask:
             # Cosmos's pipelines pass zeros (no padding) when there is no mask.
             if padding_mask is None:
@@ -396,6 +449,7 @@ class GeneralDIT(nn.Module):
         padding_mask: Tensor | None = None,
         crossattn_mask: Tensor | None = None,
         condition_video_input_mask: Tensor | None = None,
+        condition_video_pose: Tensor | None = None,
         **conditions: Tensor,
     ) -> Tensor:
         """The network output F (B, out_channels, T, H, W).
@@ -411,6 +465,8 @@ class GeneralDIT(nn.Module):
             crossattn_mask: (B, L), 1 on real text tokens; used only if ``use_cross_attn_mask``
                 (Cosmos-1.0 attends to all tokens).
             condition_video_input_mask: (B, 1, T, H, W), 1 on given latent frames (Video2World).
+            condition_video_pose: (B, pose_channels, N >= T, H, W) camera-control Plücker embeddings
+                (``models.plucker_embeddings``); only the first T frames are used, as NeMo does.
             conditions: the further inputs of a subclass's ``time_embedding`` (e.g. ``action``,
                 ``models.dit_action``); GeneralDIT takes none.
         """
@@ -418,7 +474,8 @@ class GeneralDIT(nn.Module):
             x, timesteps, crossattn_emb, padding_mask, crossattn_mask, condition_video_input_mask
         )
         dtype = self.x_embedder.proj[1].weight.dtype
-        inputs = self._input_channels(x.to(dtype), padding_mask, condition_video_input_mask)
+        pose = self._pose_input(x, condition_video_pose)
+        inputs = self._input_channels(x.to(dtype), padding_mask, condition_video_input_mask, pose)
         return self._run(
             inputs, timesteps, crossattn_emb, fps=fps, crossattn_mask=crossattn_mask, **conditions
         )

@@ -3,6 +3,7 @@ decoder (tokens -> video), and (from ``models``) the text conditioning and promp
 
 from cosmos_kernels.models.prompt_upsamplers import PromptUpsampler, clean_upsampled_prompt, no_upsampling
 from cosmos_kernels.models.text_encoders import MAX_TOKENS, HashTextEncoder, T5TextEncoder, TextEncoder
+from cosmos_kernels.pipelines.camera import camera_condition, read_camera_trajectory
 from cosmos_kernels.pipelines.diffusion_decoder import (
     DecoderSamplingOptions,
     DiffusionDecoderPipeline,
@@ -40,10 +41,12 @@ __all__ = [
     "Video2WorldPipeline",
     "WorldPipeline",
     "WorldSample",
+    "camera_condition",
     "clean_upsampled_prompt",
     "decode_views",
     "encode_views",
     "linear_blend_video_list",
     "no_upsampling",
+    "read_camera_trajectory",
     "split_with_overlap",
 ]

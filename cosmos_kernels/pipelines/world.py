@@ -228,13 +228,19 @@ class Video2WorldPipeline(WorldPipeline):
         seed: int = 1,
         progress: bool = False,
         actions: Tensor | None = None,
+        camera: Tensor | None = None,
     ) -> WorldSample:
         """``video`` (B, 3, n, H, W) in [-1, 1]: the n = 1 + 8k first frames of the result.
 
         ``actions``: for an action-conditioned network (and only there), (B, num_frames - 1, 7), one per
         transition between frames, or (B, 7) for the first transition alone, already scaled as the
         network takes them (``models.scale_actions``); both guidance branches get them, and the
-        network reads the first transition only, as Cosmos's does."""
+        network reads the first transition only, as Cosmos's does.
+
+        ``camera``: for camera-control networks (``pose_channels``), the trajectory's Plücker embeddings
+        (B, 6, N, H/8, W/8) from ``models.plucker_embeddings``, N >= the latent frames; the network
+        keeps the first ones. Both guidance branches get it, as Cosmos does (NeMo
+        ``cosmos_extended_diffusion_pipeline.py``, docs/COSMOS.md Part 2 §4.2)."""
         if not self.net.config.video_extend:
             raise ValueError(
                 "this is a Text2World network; Video2World needs e.g. build_dit('tiny-video2world')"
@@ -255,7 +261,7 @@ class Video2WorldPipeline(WorldPipeline):
                 f"{num_frames} frames to generate ({shape[2]} latent frames)"
             )
         prompts = self._upsample(prompts, video)
-        conditions = self._actions(actions, len(prompts), num_frames)
+        conditions = self._actions(actions, len(prompts), num_frames) | self._camera_input(camera, shape)
         dtype = next(self.tokenizer.parameters()).dtype
         condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
         condition = video2world_condition(
@@ -280,6 +286,27 @@ class Video2WorldPipeline(WorldPipeline):
         )
         latents, out = self.to_video(z)
         return WorldSample(latents, out, prompts)
+
+    def _camera_input(self, camera: Tensor | None, shape: tuple[int, ...]) -> dict[str, Tensor]:
+        """The network's ``condition_video_pose`` input, checked: {} for a network without one."""
+        channels = self.net.config.pose_channels
+        if camera is None and not channels:
+            return {}
+        if not channels:
+            raise ValueError(
+                "camera is for camera-control networks, e.g. build_dit('tiny-video2world-camera')"
+            )
+        batch, _, frames, height, width = shape
+        expected = f"(B={batch}, {channels}, N >= {frames}, {height}, {width}) Plücker embeddings"
+        if not isinstance(camera, Tensor):
+            raise ValueError(f"this camera-control network needs camera = {expected}")
+        if (
+            camera.dim() != 5
+            or camera.shape[:2] + camera.shape[3:] != (batch, channels, height, width)
+            or (camera.shape[2] < frames)
+        ):
+            raise ValueError(f"camera must be {expected}, got {tuple(camera.shape)}")
+        return {"condition_video_pose": camera.to(self.device, torch.float32)}
 
     def _actions(self, actions: Tensor | None, batch: int, num_frames: int) -> dict[str, Tensor]:
         """The network's ``action`` input, checked: {} for a network without one."""

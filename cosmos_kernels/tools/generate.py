@@ -110,6 +110,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         T5TextEncoder,
         Text2WorldPipeline,
         Video2WorldPipeline,
+        camera_condition,
         no_upsampling,
     )
 
@@ -131,6 +132,10 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         raise CliError(
             "Video2World models (*-video2world) take --input-video, Text2World models do not; "
             f"{name} is {'a Video2World' if video2world else 'a Text2World'} model"
+        )
+    if bool(net.config.pose_channels) != (args.camera is not None):
+        raise CliError(
+            f"camera-control models (*-camera) take --camera, other models do not; {name} is not one"
         )
     upsampler = no_upsampling
     if args.upsample_prompt is not None:
@@ -189,6 +194,9 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
         pipeline = Video2WorldPipeline(net, text_encoder, tokenizer, prompt_upsampler=upsampler, **stats)
         if args.actions is not None:
             common["actions"] = _read_actions(args.actions)
+        if args.camera is not None:
+            latent_size = [side // pipeline.spatial_compression for side in given.shape[-2:]]
+            common["camera"] = camera_condition(args.camera, args.frames, latent_size)
         result = pipeline(args.prompt or "", given.to(pipeline.device), num_frames=args.frames, **common)
     else:
         if args.actions is not None:
@@ -334,6 +342,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="action-conditioned Video2World (*-action): a .npy or .json array (frames - 1, 7) or (7,) of "
         "actions scaled as the network takes them (models.scale_actions)",
+    )
+    generate.add_argument(
+        "--camera",
+        default=None,
+        metavar="JSON",
+        help="camera-control models: the trajectory, a transforms.json with fl_x, fl_y, cx, cy and a 4x4 "
+        "transform_matrix per frame (Cosmos's --camera_extrinsics_path)",
     )
     generate.add_argument("--frames", type=int, default=17, help="frames to generate, 1 + 8k (Cosmos: 121)")
     generate.add_argument(

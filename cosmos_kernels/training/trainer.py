@@ -368,9 +368,11 @@ def _batch_loss(
     # The RoPE tables are shared by a batch, so it takes its first sample's frame rate.
     fps = float(batch["fps"][0]) if "fps" in batch else None
     padding = batch["padding_mask"].to(device) if "padding_mask" in batch else None
-    # An action-conditioned network's (B, n, 7) actions (models.dit_action), scaled as it takes them.
-    if "action" in batch:
-        conditions["action"] = batch["action"].to(device)
+    # Batch keys the network takes as they are: an action-conditioned network's (B, n, 7) actions
+    # (models.dit_action), a camera-control network's Plücker embeddings (models.camera).
+    for key in ("action", "condition_video_pose"):
+        if key in batch:
+            conditions[key] = batch[key].to(device)
     loss, parts = module(
         x0,
         emb,
