@@ -155,16 +155,23 @@ def _group_norm_silu_eager(
     return rearrange(out, "(b t) c h w -> b c t h w", b=x.shape[0])
 
 
-def group_norm_silu_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype, device: str) -> Case:
-    """The video tokenizer's residual-block prologue on one (B, C, T, H, W) activation: GroupNorm per
-    frame, affine, SiLU."""
-    channels = shape[1]
+def _affine_norm_inputs(
+    shape: tuple[int, ...], dtype: torch.dtype, device: str
+) -> Callable[[], tuple[torch.Tensor, ...]]:
+    """Inputs of a norm + per-channel affine over (B, C, ...) activations: x, weight near 1, small bias."""
 
     def make() -> tuple[torch.Tensor, ...]:
         x = torch.randn(shape, dtype=dtype, device=device)
-        weight = 1 + 0.1 * torch.randn(channels, dtype=dtype, device=device)
-        bias = 0.1 * torch.randn(channels, dtype=dtype, device=device)
+        weight = 1 + 0.1 * torch.randn(shape[1], dtype=dtype, device=device)
+        bias = 0.1 * torch.randn(shape[1], dtype=dtype, device=device)
         return x, weight, bias
+
+    return make
+
+
+def group_norm_silu_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype, device: str) -> Case:
+    """The video tokenizer's residual-block prologue on one (B, C, T, H, W) activation: GroupNorm per
+    frame, affine, SiLU."""
 
     def ours(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str) -> torch.Tensor:
         return ops.group_norm_silu(x, weight, bias, num_groups=groups, backend=backend)
@@ -174,7 +181,7 @@ def group_norm_silu_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype
         shape=f"{_shape_label(shape)}, {groups} group{'s' if groups > 1 else ''}",
         # x read once and the output written once; the per-channel affine is negligible.
         bytes_moved=2 * math.prod(shape) * (torch.finfo(dtype).bits // 8),
-        inputs=_input_sets(make),
+        inputs=_input_sets(_affine_norm_inputs(shape, dtype, device)),
         op=ours,
         eager=functools.partial(_group_norm_silu_eager, groups=groups),
     )
@@ -186,21 +193,12 @@ def _rms_norm_channels_silu_eager(
     """diffusers' ``WanRMS_norm`` (F.normalize over channels, times sqrt(C) and the gain, plus the bias),
     then SiLU, as the Wan VAE's residual blocks run it."""
     per_channel = (-1,) + (1,) * (x.dim() - 2)
-    out = F.normalize(x, dim=1, eps=eps) * x.shape[1] ** 0.5 * weight.view(per_channel) + bias.view(
-        per_channel
-    )
-    return F.silu(out)
+    scale = x.shape[1] ** 0.5 * weight.view(per_channel)
+    return F.silu(F.normalize(x, dim=1, eps=eps) * scale + bias.view(per_channel))
 
 
 def rms_norm_channels_silu_case(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> Case:
     """The Wan VAE's norm + SiLU (Cosmos Predict2/2.5) on one (B, C, T, H, W) activation."""
-    channels = shape[1]
-
-    def make() -> tuple[torch.Tensor, ...]:
-        x = torch.randn(shape, dtype=dtype, device=device)
-        weight = 1 + 0.1 * torch.randn(channels, dtype=dtype, device=device)
-        bias = 0.1 * torch.randn(channels, dtype=dtype, device=device)
-        return x, weight, bias
 
     def ours(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str) -> torch.Tensor:
         return ops.rms_norm_channels_silu(x, weight, bias, backend=backend)
@@ -211,7 +209,7 @@ def rms_norm_channels_silu_case(shape: tuple[int, ...], dtype: torch.dtype, devi
         # x read once and the output written once (the kernel's second read of x hits L2 or not: the
         # compulsory traffic is what the peers must move too).
         bytes_moved=2 * math.prod(shape) * (torch.finfo(dtype).bits // 8),
-        inputs=_input_sets(make),
+        inputs=_input_sets(_affine_norm_inputs(shape, dtype, device)),
         op=ours,
         eager=_rms_norm_channels_silu_eager,
     )
