@@ -5,7 +5,8 @@ camera pans 1 pixel per frame in a random direction for 16 frames (16 pixels in 
 Cosmos's: the Plücker embeddings of the trajectory (``models.plucker_embeddings``: translations scaled to unit
 length, poses relative to frame 0, raw pixel intrinsics scaled to the 4x4 latent grid), one pose per
 latent frame (frames 0, 8 and 16). Because Cosmos scales the trajectory to unit length, the pan speed
-is fixed and the condition carries its direction.
+is fixed and the condition carries its direction. The balls stand still (PAN_PHYSICS), so every motion
+in a clip is the camera's.
 
 1. data: encodes CLIPS training clips once with the shipped tiny tokenizer (3 latent frames of 4x4),
    normalized with the shipped latent statistics; one clip in POSE_DROPOUT_EVERY gets a zero pose,
@@ -45,15 +46,17 @@ from cosmos_kernels.training.checkpoint import save_checkpoint
 SIZE, SCENE, FRAMES, SPEED = 32, 66, 17, 1.0
 POSE_FRAMES = (0, 8, 16)  # one pose per latent frame of the causal 8x tokenizer
 # The window starts at the scene's center, so where it starts says nothing of where it pans. Ball sizes
-# as a fraction of the 66-pixel scene: 4 to 6 pixels; four or five slow balls, so that most windows show
-# some and can be located in the scene.
+# as a fraction of the 66-pixel scene: 4 to 6 pixels; four or five balls, so that most windows show some
+# and can be located in the scene. The balls stand still, so the picture moves only as the camera does.
+# With slowly falling balls the pose hardly steered the tiny model: after 3000 steps, pan error 13.5 px
+# with the pose against 13.9 px zeroed; with still balls, 8.9 against 13.0 after the same 3000 steps.
 PAN_PHYSICS = PhysicsConfig(
     min_balls=4,
     max_balls=5,
     radius=(0.06, 0.09),
-    speed=(0.003, 0.012),
-    vertical_speed=(-0.012, 0.006),
-    gravity=0.001,
+    speed=(0.0, 0.0),
+    vertical_speed=(0.0, 0.0),
+    gravity=0.0,
     textured_fraction=1.0,
 )
 POSE_DROPOUT_EVERY = 5
@@ -160,7 +163,7 @@ def main() -> None:
     )
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=3072)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--guidance", type=float, default=1.0)
