@@ -50,7 +50,6 @@ import torch
 
 from cosmos_kernels.data.physics import label_palette_pixels
 from cosmos_kernels.data.physics_views import VIEWS, physics_multiview_clip, view_consistency, view_video
-from cosmos_kernels.diffusion import guided_denoiser, sample, sample_video2world, video2world_condition
 from cosmos_kernels.models import build_dit, load_tiny_world, normalize_latents, tiny_world_manifest
 from cosmos_kernels.pipelines import (
     HashTextEncoder,
@@ -133,23 +132,11 @@ def generate(
     of the view-major sequence), or nothing given (None: joint Text2World). The pipeline's text and
     decoding, Video2World sampling on a batch."""
     emb = torch.cat([pipeline.view_text(pipeline.view_prompts(c), None)[0] for c in captions])
-    _, channels, frames, height, width = pipeline.view_latent_shape(FRAMES, SIZE, SIZE)
-    conditions = {"fps": options.fps, "padding_mask": torch.zeros(len(captions), 1, SIZE, SIZE)}
+    shape = (len(captions), *pipeline.view_latent_shape(FRAMES, SIZE, SIZE)[1:])
     if front is None:  # no condition: the condition-mask channel is zero, as in training's n = 0
-        denoise = guided_denoiser(pipeline.denoiser, emb, guidance=options.guidance, **conditions)
-        shape = (len(captions), channels, frames, height, width)
-        z = sample(denoise, shape, **options.schedule(), generator=seed)
+        z = pipeline.text2world_latents(emb, shape, options=options, seed=seed)
     else:
-        condition = video2world_condition(front, frames, generator=seed + 1)
-        z = sample_video2world(
-            pipeline.denoiser,
-            condition,
-            emb,
-            guidance=options.guidance,
-            **options.schedule(),
-            generator=seed,
-            **conditions,
-        )
+        z = pipeline.video2world_latents(front, emb, shape, options=options, seed=seed)
     return pipeline.to_video(z)[1]
 
 

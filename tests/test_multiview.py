@@ -407,6 +407,10 @@ def test_pipeline_bad_input():
         t2w("a", num_frames=9, height=16, width=16, frame_repeat=[0, 10])
     with pytest.raises(TypeError, match="MultiviewGeneralDIT"):
         MultiviewText2WorldPipeline(build_dit("tiny"), text, tokenizer)
+    with pytest.raises(ValueError, match="prompt_upsampler: multi-view pipelines take the prompts as given"):
+        MultiviewText2WorldPipeline(net, text, tokenizer, prompt_upsampler=str.upper)
+    with pytest.raises(ValueError, match="needs a Video2World one"):
+        MultiviewVideo2WorldPipeline(net, text, tokenizer)("a", torch.zeros(1, 3, V, 16, 16), num_frames=9)
     net, text, tokenizer = _pipeline("-video2world")
     v2w = MultiviewVideo2WorldPipeline(net, text, tokenizer)
     with pytest.raises(ValueError, match="not a multiple of the 3 views"):

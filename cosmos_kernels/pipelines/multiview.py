@@ -19,18 +19,14 @@ import torch
 
 from cosmos_kernels.diffusion import (
     AUGMENT_SIGMA,
-    guided_denoiser,
     num_condition_latent_frames,
-    sample,
-    sample_video2world,
-    video2world_condition,
 )
 from cosmos_kernels.models import (
     ContinuousTokenizer,
     MultiviewGeneralDIT,
-    denormalize_latents,
     normalize_latents,
 )
+from cosmos_kernels.models.prompt_upsamplers import no_upsampling
 from cosmos_kernels.pipelines.world import SamplingOptions, WorldPipeline, WorldSample
 
 Tensor = torch.Tensor
@@ -78,6 +74,11 @@ class MultiviewPipeline(WorldPipeline):
                 "net must be a MultiviewGeneralDIT (build_dit('tiny-multiview'), ...), got "
                 f"{type(net).__name__}"
             )
+        if kwargs.get("prompt_upsampler", no_upsampling) is not no_upsampling:
+            raise ValueError(
+                "prompt_upsampler: multi-view pipelines take the prompts as given (Cosmos's multi-view "
+                "inference has no prompt upsampler); upsample each view's prompt first if you want to"
+            )
         super().__init__(net, *args, **kwargs)
 
     @property
@@ -111,14 +112,11 @@ class MultiviewPipeline(WorldPipeline):
             )
         return values[None]
 
-    def to_video(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        latents = denormalize_latents(z, self.latent_mean, self.latent_std)
-        if self.tokenizer is None:
-            return latents, None
-        with torch.no_grad():
-            dtype = next(self.tokenizer.parameters()).dtype
-            video = decode_views(self.tokenizer, latents.to(dtype), self.views)
-        return latents, video.float().clamp(-1, 1)
+    def _encode(self, video: Tensor) -> Tensor:
+        return encode_views(self.tokenizer, video, self.views)
+
+    def _decode(self, latents: Tensor) -> Tensor:
+        return decode_views(self.tokenizer, latents, self.views)
 
     def view_latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         """(1, C, V*T', H', W') latents of V views of num_frames x height x width each."""
@@ -149,17 +147,14 @@ class MultiviewText2WorldPipeline(MultiviewPipeline):
         prompts = self.view_prompts(prompt)
         shape = self.view_latent_shape(num_frames, height, width)
         emb, negative = self.view_text(prompts, negative_prompt)
-        denoise = guided_denoiser(
-            self.denoiser,
+        z = self.text2world_latents(
             emb,
-            guidance=options.guidance,
-            negative_crossattn_emb=negative,
-            fps=options.fps,
-            padding_mask=torch.zeros(1, 1, height, width, device=self.device),
+            shape,
+            negative=negative,
+            options=options,
+            seed=seed,
+            progress=progress,
             frame_repeat=self.frame_repeat(frame_repeat),
-        )
-        z = sample(
-            denoise, shape, **options.schedule(), generator=seed, device=self.device, progress=progress
         )
         latents, video = self.to_video(z)
         return WorldSample(latents, video, prompts)
@@ -183,13 +178,7 @@ class MultiviewVideo2WorldPipeline(MultiviewPipeline):
         seed: int = 1,
         progress: bool = False,
     ) -> WorldSample:
-        if not self.net.config.video_extend:
-            raise ValueError(
-                "this is a Text2World network; multi-view Video2World needs e.g. "
-                "build_dit('tiny-multiview-video2world')"
-            )
-        if self.tokenizer is None:
-            raise ValueError("Video2World needs a tokenizer to encode the given frames")
+        self._check_video2world()
         _check_views_video("video", video, self.views, 3)
         if video.shape[0] != 1:
             raise ValueError(f"video must hold one scene (batch 1), got batch {video.shape[0]}")
@@ -203,27 +192,18 @@ class MultiviewVideo2WorldPipeline(MultiviewPipeline):
                 f"the {given_frames} given frames per view ({given} latent frames) must be fewer than the "
                 f"{num_frames} frames to generate ({per_view} latent frames)"
             )
-        dtype = next(self.tokenizer.parameters()).dtype
-        condition_latents = encode_views(self.tokenizer, video.to(self.device, dtype), self.views).float()
-        condition = video2world_condition(
-            normalize_latents(condition_latents, self.latent_mean, self.latent_std),
-            per_view,
-            augment_sigma=augment_sigma,
-            generator=seed + 1,
-            views=self.views,
-        )
+        condition_latents = normalize_latents(self.encode(video), self.latent_mean, self.latent_std)
         emb, negative = self.view_text(prompts, negative_prompt)
-        z = sample_video2world(
-            self.denoiser,
-            condition,
+        z = self.video2world_latents(
+            condition_latents,
             emb,
-            guidance=options.guidance,
-            negative_crossattn_emb=negative,
-            **options.schedule(),
-            generator=seed,
+            shape,
+            negative=negative,
+            views=self.views,
+            options=options,
+            augment_sigma=augment_sigma,
+            seed=seed,
             progress=progress,
-            fps=options.fps,
-            padding_mask=torch.zeros(1, 1, video.shape[3], video.shape[4], device=self.device),
             frame_repeat=self.frame_repeat(frame_repeat),
         )
         latents, out = self.to_video(z)

@@ -146,13 +146,103 @@ class WorldPipeline:
         return emb.to(self.device), negative
 
     def to_video(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Diffusion-space latents -> (tokenizer latents, decoded video or None)."""
+        """Diffusion-space latents -> (tokenizer latents, decoded video in [-1, 1] or None)."""
         latents = denormalize_latents(z, self.latent_mean, self.latent_std)
         if self.tokenizer is None:
             return latents, None
         with torch.no_grad():
             dtype = next(self.tokenizer.parameters()).dtype
-            return latents, self.tokenizer.decode(latents.to(dtype)).float().clamp(-1, 1)
+            return latents, self._decode(latents.to(dtype)).float().clamp(-1, 1)
+
+    def encode(self, video: Tensor) -> Tensor:
+        """Video in [-1, 1] -> tokenizer latents (float32), before normalization."""
+        dtype = next(self.tokenizer.parameters()).dtype
+        return self._encode(video.to(self.device, dtype)).float()
+
+    def _encode(self, video: Tensor) -> Tensor:
+        return self.tokenizer.encode(video)
+
+    def _decode(self, latents: Tensor) -> Tensor:
+        return self.tokenizer.decode(latents)
+
+    def text2world_latents(
+        self,
+        emb: Tensor,
+        shape: Sequence[int],
+        *,
+        negative: Tensor | None = None,
+        options: SamplingOptions = SamplingOptions(),
+        seed: int = 1,
+        progress: bool = False,
+        **inputs: object,
+    ) -> Tensor:
+        """Diffusion-space latents of ``shape`` (B, C, T', H', W') sampled from text embeddings ``emb``
+        (B, L, D), guided against ``negative`` (or the zero embedding); ``inputs`` go to the network in
+        both guidance branches, after Cosmos's fps and empty padding mask."""
+        denoise = guided_denoiser(
+            self.denoiser,
+            emb,
+            guidance=options.guidance,
+            negative_crossattn_emb=negative,
+            fps=options.fps,
+            padding_mask=self._padding_mask(shape),
+            **inputs,
+        )
+        return sample(
+            denoise, shape, **options.schedule(), generator=seed, device=self.device, progress=progress
+        )
+
+    def video2world_latents(
+        self,
+        condition_latents: Tensor,
+        emb: Tensor,
+        shape: Sequence[int],
+        *,
+        negative: Tensor | None = None,
+        views: int = 1,
+        options: SamplingOptions = SamplingOptions(),
+        augment_sigma: float = AUGMENT_SIGMA,
+        seed: int = 1,
+        progress: bool = False,
+        **inputs: object,
+    ) -> Tensor:
+        """Diffusion-space latents of ``shape`` continuing ``condition_latents`` (B, C, n', H', W'),
+        normalized latents of the given frames (of each of ``views`` views, concatenated in time),
+        noise-augmented at ``augment_sigma`` by seed + 1; otherwise as :meth:`text2world_latents`."""
+        condition = video2world_condition(
+            condition_latents,
+            shape[2] // views,
+            augment_sigma=augment_sigma,
+            generator=seed + 1,
+            views=views,
+        )
+        return sample_video2world(
+            self.denoiser,
+            condition,
+            emb,
+            guidance=options.guidance,
+            negative_crossattn_emb=negative,
+            **options.schedule(),
+            generator=seed,
+            progress=progress,
+            fps=options.fps,
+            padding_mask=self._padding_mask(shape),
+            **inputs,
+        )
+
+    def _padding_mask(self, shape: Sequence[int]) -> Tensor:
+        """Cosmos's padding mask for unpadded frames: zeros (B, 1, H, W) at pixel resolution."""
+        s = self.spatial_compression
+        return torch.zeros(shape[0], 1, shape[3] * s, shape[4] * s, device=self.device)
+
+    def _check_video2world(self) -> None:
+        if not self.net.config.video_extend:
+            raise ValueError(
+                f"this is a Text2World network; {type(self).__name__} needs a Video2World one, e.g. "
+                "build_dit('tiny-video2world')"
+            )
+        if self.tokenizer is None:
+            raise ValueError("Video2World needs a tokenizer to encode the given frames")
 
     def _prompts(self, prompt: str | Sequence[str]) -> list[str]:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -190,21 +280,8 @@ class Text2WorldPipeline(WorldPipeline):
         shape = self.latent_shape(len(prompts), num_frames, height, width)
         prompts = self._upsample(prompts)
         emb, negative = self.encode_text(prompts, negative_prompt)
-        denoise = guided_denoiser(
-            self.denoiser,
-            emb,
-            guidance=options.guidance,
-            negative_crossattn_emb=negative,
-            fps=options.fps,
-            padding_mask=torch.zeros(len(prompts), 1, height, width, device=self.device),
-        )
-        z = sample(
-            denoise,
-            shape,
-            **options.schedule(),
-            generator=seed,
-            device=self.device,
-            progress=progress,
+        z = self.text2world_latents(
+            emb, shape, negative=negative, options=options, seed=seed, progress=progress
         )
         latents, video = self.to_video(z)
         return WorldSample(latents, video, prompts)
@@ -241,12 +318,7 @@ class Video2WorldPipeline(WorldPipeline):
         (B, 6, N, H/8, W/8) from ``models.plucker_embeddings``, N >= the latent frames; the network
         keeps the first ones. Both guidance branches get it, as Cosmos does (NeMo
         ``cosmos_extended_diffusion_pipeline.py``, docs/COSMOS.md Part 2 §4.2)."""
-        if not self.net.config.video_extend:
-            raise ValueError(
-                "this is a Text2World network; Video2World needs e.g. build_dit('tiny-video2world')"
-            )
-        if self.tokenizer is None:
-            raise ValueError("Video2World needs a tokenizer to encode the given frames")
+        self._check_video2world()
         if not isinstance(video, Tensor) or video.dim() != 5 or video.shape[1] != 3:
             shape = tuple(video.shape) if isinstance(video, Tensor) else type(video).__name__
             raise ValueError(f"video must be (B, 3, n, H, W) frames in [-1, 1], got {shape}")
@@ -262,26 +334,17 @@ class Video2WorldPipeline(WorldPipeline):
             )
         prompts = self._upsample(prompts, video)
         conditions = self._actions(actions, len(prompts), num_frames) | self._camera_input(camera, shape)
-        dtype = next(self.tokenizer.parameters()).dtype
-        condition_latents = self.tokenizer.encode(video.to(self.device, dtype)).float()
-        condition = video2world_condition(
-            normalize_latents(condition_latents, self.latent_mean, self.latent_std),
-            shape[2],
-            augment_sigma=augment_sigma,
-            generator=seed + 1,
-        )
+        condition_latents = normalize_latents(self.encode(video), self.latent_mean, self.latent_std)
         emb, negative = self.encode_text(prompts, negative_prompt)
-        z = sample_video2world(
-            self.denoiser,
-            condition,
+        z = self.video2world_latents(
+            condition_latents,
             emb,
-            guidance=options.guidance,
-            negative_crossattn_emb=negative,
-            **options.schedule(),
-            generator=seed,
+            shape,
+            negative=negative,
+            options=options,
+            augment_sigma=augment_sigma,
+            seed=seed,
             progress=progress,
-            fps=options.fps,
-            padding_mask=torch.zeros(len(prompts), 1, video.shape[3], video.shape[4], device=self.device),
             **conditions,
         )
         latents, out = self.to_video(z)
