@@ -228,6 +228,58 @@ def test_patched_controlnet_matches_diffusers():
     _compare(model, patched, inputs)
 
 
+ADALN_NORMS = (transformer_cosmos.CosmosAdaLayerNormZero, transformer_cosmos.CosmosAdaLayerNorm)
+
+
+def _modulation_rows(model) -> list[int]:
+    """Rows each AdaLN-LoRA MLP of ``model`` computes per sample in one forward."""
+    rows = []
+    for module in model.modules():
+        if isinstance(module, ADALN_NORMS):
+            module.linear_1.register_forward_hook(
+                lambda _, args, out: rows.append(args[0].shape[1] if args[0].dim() == 3 else 1)
+            )
+    return rows
+
+
+@pytest.mark.parametrize("model_kind", ["predict2", "controlnet"])
+def test_per_frame_timesteps_modulate_once_per_frame(model_kind):
+    """diffusers repeats a per-frame timestep's modulation input over the frame's H'W' tokens; the
+    patched blocks and final norm compute it once per frame and give our ops (B, T, D) rows. The
+    values are diffusers' (compared with gradients in test_patched_*_matches_diffusers, which run
+    per-frame timesteps); here, which rows are computed: frames, not tokens."""
+    frames, tokens = 3, 3 * 16
+    model = _controlnet() if model_kind == "controlnet" else _transformer("predict2")
+    inputs = _inputs("predict2", frames=frames)
+    if model_kind == "controlnet":
+        inputs["latents"] = inputs.pop("hidden_states")
+        inputs["controls_latents"] = torch.randn(2, 4, frames, 8, 8)
+        inputs["encoder_hidden_states"] = (inputs["encoder_hidden_states"], torch.randn(2, 3, 8))
+    patched = apply_cosmos_kernels(copy.deepcopy(model), backend="torch")
+    reference_rows, rows = _modulation_rows(model), _modulation_rows(patched)
+    with torch.no_grad():
+        model(**inputs)
+        patched(**inputs)
+    assert reference_rows and set(reference_rows) == {tokens}
+    assert len(rows) == len(reference_rows) and set(rows) == {frames}
+
+
+def test_per_token_modulation_where_the_layout_is_unknown():
+    """A block called outside the model's forward (or after a failed forward) keeps per-token rows."""
+    model = _transformer("predict2")
+    patched = apply_cosmos_kernels(copy.deepcopy(model), backend="torch")
+    with pytest.raises(TypeError):
+        patched(**_inputs("predict2"), not_an_argument=1)
+    block, reference = patched.transformer_blocks[0], model.transformer_blocks[0]
+    torch.manual_seed(5)
+    x, timestep, temb = torch.randn(2, 48, WIDTH), torch.randn(2, 48, WIDTH), torch.randn(2, 48, 3 * WIDTH)
+    args = (x, torch.randn(2, 5, TEXT_DIM), timestep, temb)
+    rows = _modulation_rows(patched)
+    with torch.no_grad():
+        torch.testing.assert_close(block(*args), reference(*args), rtol=1e-5, atol=1e-5)
+    assert set(rows) == {48}
+
+
 def _processors(model) -> dict:
     return {n: m.processor for n, m in model.named_modules() if isinstance(m, transformer_cosmos.Attention)}
 
@@ -279,6 +331,8 @@ def test_remove_restores_and_apply_is_idempotent():
     assert remove_cosmos_kernels(model) is model
     assert {n: type(p) for n, p in _processors(model).items()} == processors
     assert not any("forward" in m.__dict__ for m in model.modules())
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())
+    assert not any(name.startswith("_cosmos_kernels") for m in model.modules() for name in m.__dict__)
     assert patch_report(model) is None
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).sample, before, rtol=0, atol=0)
@@ -485,3 +539,32 @@ def test_profile_runs_diffusers_transformer(tmp_path, capsys, variant):
     args = parser.parse_args(["--diffusers", variant, *shape, *steps])
     assert profiling.run_profile(args) == 0
     assert f"tiny DiT in diffusers, {variant}" in capsys.readouterr().out
+
+
+def test_benchmark_cases_time_the_patched_model_against_diffusers():
+    """The `bench --only diffusers` block cases at their small CPU shapes (D 128, LoRA 256, 2x8x8
+    tokens): ours computes what diffusers does, and the Predict2 case reaches the per-frame modulation
+    path, which its GPU figure is about (2 frames: 2 rows; diffusers: 128 rows)."""
+    from cosmos_kernels.tools.benchmarking_diffusers import diffusers_cases
+
+    rows = []
+
+    def lora_rows(module, args, output):
+        # The AdaLN-LoRA down-projections are the models' only Linear(128, 256).
+        if isinstance(module, torch.nn.Linear) and (module.in_features, module.out_features) == (128, 256):
+            rows.append(args[0].shape[1] if args[0].dim() == 3 else 1)
+
+    cases = diffusers_cases("quick", torch.float32, "cpu")
+    handle = torch.nn.modules.module.register_module_forward_hook(lora_rows)
+    try:
+        for name, expected in (("cosmos1-7b", ({1}, {1})), ("predict2-2b", ({2}, {128}))):
+            case = cases[f"diffusers {name} block fwd"]()
+            inputs = case.inputs[0]
+            rows.clear()
+            ours = case.op(*inputs, backend="torch")
+            ours_rows = set(rows)
+            rows.clear()
+            torch.testing.assert_close(ours, case.eager(*inputs), rtol=1e-4, atol=1e-4)
+            assert (ours_rows, set(rows)) == expected, name
+    finally:
+        handle.remove()

@@ -21,8 +21,12 @@ What runs on our ops:
 - AdaLN: each ``CosmosTransformerBlock``'s forward runs its first norm on ``adaln_modulate`` and each
   ``x + gate * y`` followed by the next norm on ``gated_residual_adaln``; the AdaLN-Zero norms and the
   final ``CosmosAdaLayerNorm`` run on ``adaln_modulate`` when called alone. Per-frame timesteps
-  (Predict2's (B, 1, T, 1, 1)) reach the blocks as per-token modulation rows (B, S, D), which the
-  ops take as S one-token frames.
+  (Predict2, 2.5 and Transfer2.5 always pass (B, 1, T, 1, 1)) reach the blocks from diffusers' forward
+  as per-token rows (B, S, D), each frame's row repeated over its H'W' tokens; hooks on the model note
+  the frame layout, and the patched blocks and final norm compute the modulation MLP on one row per
+  frame, which ``adaln_modulate`` and ``gated_residual_adaln`` take as (B, T, D): the same values,
+  H'W' times fewer MLP rows, and per-frame rows read instead of per-token ones. Where the layout is
+  unknown (a block called alone, sequence shards under context parallelism) the rows stay per token.
 - VAE (``AutoencoderKLCosmos``): GroupNorm followed by SiLU in the ResNet blocks and at the encoder's
   and decoder's output on ``group_norm_silu``, GroupNorm alone (attention) on it without SiLU, and the
   Haar patcher/unpatcher on ``haar3d_analysis``/``haar3d_synthesis``. ``AutoencoderKLWan`` (Predict2/2.5):
@@ -34,6 +38,7 @@ If the installed diffusers' classes do not have the structure this module was wr
 the module before it patches anything.
 """
 
+import functools
 import logging
 import types
 from collections.abc import Callable
@@ -69,6 +74,8 @@ SUPPORTED_CLASSES = (
 PIPELINE_COMPONENTS = ("transformer", "controlnet", "vae")
 REPORT_ATTRIBUTE = "cosmos_kernels_patches"
 _BACKEND_ATTRIBUTE = "_cosmos_kernels_backend"
+_LAYOUT_ATTRIBUTE = "_cosmos_kernels_frame_layout"
+_LAYOUT_HOOKS_ATTRIBUTE = "_cosmos_kernels_frame_layout_hooks"
 
 # The parameters diffusers passes by name; a patched forward or processor must take the same ones.
 _BLOCK_PARAMETERS = (
@@ -165,6 +172,7 @@ def _unbind_forward(module: nn.Module) -> bool:
         return False
     del module.__dict__["forward"]
     del module.__dict__[_BACKEND_ATTRIBUTE]
+    module.__dict__.pop(_LAYOUT_ATTRIBUTE, None)
     return True
 
 
@@ -399,6 +407,85 @@ def _modulation(norm: nn.Module, embedded_timestep: Tensor, temb: Tensor | None,
     return tuple(m.to(like.dtype) for m in mod.chunk(chunks, dim=-1))
 
 
+@dataclass
+class _FrameLayout:
+    """The token layout of the forward in progress while its timesteps are per frame; ``frames`` is
+    None otherwise."""
+
+    frames: int | None = None
+    tokens_per_frame: int = 0
+
+
+def _frame_layout_pre_hook(
+    layout: _FrameLayout, video: tuple[str, int], timestep: tuple[str, int], module, args, kwargs
+) -> None:
+    """Notes (T', H'W') when diffusers will repeat per-frame modulation rows over each frame's tokens
+    (its forward asserts p_t == 1, so latent frames are token frames)."""
+    x, t = (
+        kwargs[name] if name in kwargs else args[position] if position < len(args) else None
+        for name, position in (video, timestep)
+    )
+    layout.frames = None
+    if not (isinstance(x, Tensor) and x.dim() == 5 and isinstance(t, Tensor) and t.dim() == 5):
+        return  # diffusers' forward reports bad arguments; per-sample timesteps need no layout
+    _, p_h, p_w = module.config.patch_size
+    layout.frames, layout.tokens_per_frame = x.shape[2], (x.shape[3] // p_h) * (x.shape[4] // p_w)
+
+
+def _frame_layout_clear_hook(layout: _FrameLayout, module, args, kwargs, output) -> None:
+    layout.frames = None
+
+
+def _install_frame_layout(model: nn.Module, modules: list[nn.Module]) -> None:
+    """Hooks that keep ``modules``' shared layout current while ``model``'s forward runs."""
+    layout = _FrameLayout()
+    # (name, position) of the video and the timestep in the model's forward.
+    if isinstance(model, _cosmos.CosmosTransformer3DModel):
+        video, timestep = ("hidden_states", 0), ("timestep", 1)
+    else:
+        video, timestep = ("controls_latents", 0), ("timestep", 2)
+    model.__dict__[_LAYOUT_HOOKS_ATTRIBUTE] = [
+        model.register_forward_pre_hook(
+            functools.partial(_frame_layout_pre_hook, layout, video, timestep), with_kwargs=True
+        ),
+        model.register_forward_hook(
+            functools.partial(_frame_layout_clear_hook, layout), with_kwargs=True, always_call=True
+        ),
+    ]
+    for module in modules:
+        module.__dict__[_LAYOUT_ATTRIBUTE] = layout
+
+
+def _uninstall_frame_layout(model: nn.Module) -> None:
+    for handle in model.__dict__.pop(_LAYOUT_HOOKS_ATTRIBUTE, []):
+        handle.remove()
+
+
+def _frame_rows(
+    module: nn.Module, tokens: int, embedded_timestep: Tensor, temb: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """One modulation input row per frame where the rows are known to repeat over each frame's tokens."""
+    layout = module.__dict__.get(_LAYOUT_ATTRIBUTE)
+    if (
+        layout is None
+        or layout.frames is None
+        or embedded_timestep.dim() != 3
+        or embedded_timestep.shape[1] != tokens
+        or tokens != layout.frames * layout.tokens_per_frame
+    ):
+        return embedded_timestep, temb
+    step = layout.tokens_per_frame
+    return embedded_timestep[:, ::step], None if temb is None else temb[:, ::step]
+
+
+def _gated_add(x: Tensor, gate: Tensor, y: Tensor) -> Tensor:
+    """``x + gate * y`` with gate (B, D) or one row per frame (B, T, D) of x's (B, S, D) tokens."""
+    if gate.dim() == 2:
+        return x + gate.unsqueeze(1) * y
+    frames = gate.shape[1]
+    return (x.unflatten(1, (frames, -1)) + gate.unsqueeze(2) * y.unflatten(1, (frames, -1))).flatten(1, 2)
+
+
 def _ada_layer_norm_zero_forward(
     self: nn.Module, hidden_states: Tensor, embedded_timestep: Tensor, temb: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -410,6 +497,7 @@ def _ada_layer_norm_zero_forward(
 def _ada_layer_norm_forward(
     self: nn.Module, hidden_states: Tensor, embedded_timestep: Tensor, temb: Tensor | None = None
 ) -> Tensor:
+    embedded_timestep, temb = _frame_rows(self, hidden_states.shape[1], embedded_timestep, temb)
     shift, scale = _modulation(self, embedded_timestep, temb, 2, hidden_states)
     return ops.adaln_modulate(hidden_states, shift, scale, eps=self.norm.eps, backend=_backend(self))
 
@@ -435,6 +523,7 @@ def _block_forward(
     if extra_pos_emb is not None:
         x = x + extra_pos_emb
     norms = (self.norm1, self.norm2, self.norm3)
+    embedded_timestep, temb = _frame_rows(self, x.shape[1], embedded_timestep, temb)
     mods = [_modulation(norm, embedded_timestep, temb, 3, x) for norm in norms]
     modulated = ops.adaln_modulate(x, mods[0][0], mods[0][1], eps=self.norm1.norm.eps, backend=backend)
     y = self.attn1(modulated, image_rotary_emb=image_rotary_emb)
@@ -445,8 +534,7 @@ def _block_forward(
     x, modulated = ops.gated_residual_adaln(
         x, y.to(x.dtype), mods[1][2], mods[2][0], mods[2][1], eps=self.norm3.norm.eps, backend=backend
     )
-    gate = mods[2][2]
-    x = x + (gate.unsqueeze(1) if gate.dim() == 2 else gate) * self.ff(modulated)
+    x = _gated_add(x, mods[2][2], self.ff(modulated))
     if controlnet_residual is not None:
         if self.after_proj is not None:
             raise ValueError(
@@ -760,6 +848,9 @@ def _plan_transformer(
     if adaln and final_norm is not None:
         steps.append(lambda: _bind_forward(final_norm, _ada_layer_norm_forward, backend))
         report.adaln_norms += 1
+    if adaln:
+        laid_out = [*blocks, *([final_norm] if final_norm is not None else [])]
+        steps.append(lambda: _install_frame_layout(model, laid_out))
     if attention and isinstance(model, _cosmos.CosmosTransformer3DModel):
         # context_parallel's settings survive a re-apply (which removes the hooks first).
         cp_state = (model.__dict__.get("cp_group"), model.__dict__.get("cp_attention"))
@@ -895,6 +986,7 @@ def _remove_from_model(model: nn.Module) -> int:
     removed = 0
     if diffusers_context_parallel.HOOKS_ATTRIBUTE in model.__dict__:
         diffusers_context_parallel.uninstall(model)
+    _uninstall_frame_layout(model)
     for module in model.modules():
         if hasattr(module, "processor") and _unpatch_attention(module):
             removed += 1

@@ -8,11 +8,13 @@ compiles even under ``--no-compile``. Each case is one diffusers module on diffu
 (random): "ours" is the patched copy, "eager" the unpatched module, "torch.compile" the compiled
 unpatched module, and the peer "ours+compile" the compiled patched copy. The shapes are Cosmos's:
 
+Each block runs in a one-block ``CosmosTransformer3DModel`` forward (see :func:`block_case`).
+
 - a Cosmos-1.0-7B block (4096 wide, 32 heads, learnable extra position embedding) on the 121-frame
   720p grid, 16 x 44 x 80 = 56,320 tokens, 512 T5 tokens;
 - a Predict2-2B block (2048 wide, 16 heads) on the 93-frame 720p grid of the Wan VAE (4x temporal),
-  24 x 44 x 80 = 84,480 tokens, with Predict2's per-frame timesteps, which reach the block as per-token
-  modulation rows;
+  24 x 44 x 80 = 84,480 tokens, with Predict2's per-frame timesteps, which diffusers' forward repeats
+  over every token as modulation rows and the patched block computes once per frame;
 - the Cosmos-1.0 CV8x8x8 VAE (``AutoencoderKLCosmos``) encoding and decoding a 121-frame 720p clip;
 - the Wan VAE's RMS norm (Predict2/2.5) on its widest 720p activation, 4 frames (one cache chunk).
 """
@@ -62,51 +64,63 @@ def block_case(
     learnable_pos_embed: bool,
     per_frame_timesteps: bool,
 ) -> Case:
-    """One ``CosmosTransformerBlock`` forward at a (T, H, W) token grid, unpatched vs patched."""
+    """A one-block ``CosmosTransformer3DModel`` forward at a (T, H, W) token grid, unpatched vs patched.
+
+    The whole model runs, not the block alone, since that is where diffusers' blocks run: its forward
+    makes the RoPE tables, the extra position embedding and, with per-frame timesteps, the per-token
+    modulation rows, and only there do the patched blocks know the frame layout (one modulation row
+    per frame). Patch embedding, timestep embedding and the final layer are a few percent of a block."""
     import diffusers
 
-    # A one-block transformer: its RoPE module gives the tables the block gets in a real run.
     model = diffusers.CosmosTransformer3DModel(
+        in_channels=17 if per_frame_timesteps else 16,  # Predict2 counts the condition-mask channel
+        out_channels=16,
         num_attention_heads=heads,
         attention_head_dim=dim // heads,
         num_layers=1,
         text_embed_dim=TEXT_DIM,
         rope_scale=(2.0, 1.0, 1.0) if learnable_pos_embed else (1.0, 3.0, 3.0),
         extra_pos_embed_type="learnable" if learnable_pos_embed else None,
+        # Cosmos's models concatenate a padding-mask channel, which diffusers resizes with torchvision:
+        # one input channel of the patch embedding, left out so that the case runs without torchvision.
+        concat_padding_mask=False,
     ).to(device, dtype)
-    block = model.transformer_blocks[0].eval()
-    patched_model = apply_cosmos_kernels(copy.deepcopy(model))
-    patched = patched_model.transformer_blocks[0].eval()
-    seq = math.prod(grid)
-    probe = torch.empty(1, 1, grid[0], grid[1] * 2, grid[2] * 2, device=device)
-    rope = model.rope(probe, fps=24)
+    model.eval()
+    patched = apply_cosmos_kernels(copy.deepcopy(model))
+    frames, height, width = grid[0], 2 * grid[1], 2 * grid[2]
 
     def make() -> tuple[Tensor, ...]:
-        hidden = torch.randn(1, seq, dim, dtype=dtype, device=device)
-        context = torch.randn(1, TEXT_TOKENS, TEXT_DIM, dtype=dtype, device=device)
-        rows = grid[0] if per_frame_timesteps else 1
-        # Per-frame timesteps reach the blocks expanded to every token (diffusers' forward does it).
-        embedded = torch.randn(1, rows, dim, dtype=dtype, device=device)
-        temb = 0.1 * torch.randn(1, rows, 3 * dim, dtype=dtype, device=device)
-        if per_frame_timesteps:
-            embedded, temb = (t.repeat_interleave(seq // rows, dim=1) for t in (embedded, temb))
-        else:
-            embedded, temb = embedded[:, 0], temb[:, 0]
-        extra = 0.1 * torch.randn(1, seq, dim, dtype=dtype, device=device) if learnable_pos_embed else None
-        return hidden, context, embedded, temb, rope[0], rope[1], extra
+        latents = torch.randn(1, 16, frames, height, width, dtype=dtype, device=device)
+        text = torch.randn(1, TEXT_TOKENS, TEXT_DIM, dtype=dtype, device=device)
+        if not per_frame_timesteps:
+            return latents, text, torch.full((1,), 0.5, dtype=dtype, device=device)
+        # Predict2's Video2World: the given first frame at a small sigma, the others at the step's.
+        timestep = torch.full((1, 1, frames, 1, 1), 0.5, dtype=dtype, device=device)
+        timestep[:, :, 0] = 1e-4
+        condition_mask = torch.zeros(1, 1, frames, height, width, dtype=dtype, device=device)
+        condition_mask[:, :, 0] = 1
+        return latents, text, timestep, condition_mask
 
-    def call(module: torch.nn.Module, hidden, context, embedded, temb, cos, sin, extra) -> Tensor:
+    def call(
+        module: torch.nn.Module, latents: Tensor, text: Tensor, timestep: Tensor, condition_mask=None
+    ) -> Tensor:
         with torch.no_grad():
-            return module(hidden, context, embedded, temb, (cos, sin), extra)
+            return module(
+                latents,
+                timestep,
+                text,
+                fps=24,
+                condition_mask=condition_mask,
+                return_dict=False,
+            )[0]
 
     def ours(*inputs: Tensor, backend: str) -> Tensor:
-        _on_backend(patched_model, backend)
-        return call(patched, *inputs)
+        return call(_on_backend(patched, backend), *inputs)
 
     compiled_patched = torch.compile(patched)
 
     def ours_compiled(*inputs: Tensor) -> Tensor:
-        _on_backend(patched_model, "auto")
+        _on_backend(patched, "auto")
         return call(compiled_patched, *inputs)
 
     return Case(
@@ -115,9 +129,9 @@ def block_case(
         bytes_moved=0,
         inputs=[make()],
         op=ours,
-        eager=functools.partial(call, block),
-        compiled=functools.partial(call, torch.compile(block)),
-        flops=_block_flops(seq, dim, TEXT_TOKENS),
+        eager=functools.partial(call, model),
+        compiled=functools.partial(call, torch.compile(model)),
+        flops=_block_flops(math.prod(grid), dim, TEXT_TOKENS),
         peers={"ours+compile": ours_compiled},
     )
 
