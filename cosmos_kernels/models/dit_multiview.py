@@ -48,9 +48,10 @@ class MultiviewDiTConfig(DiTConfig):
 
     ``extra_{t,h,w}_extrapolation_ratio`` divide the sin-cos embedding's positions. The released
     multi-view experiments inherit Cosmos_Predict1_Text2World_7B, whose ``net`` overrides Hydra merges
-    after the multi-view net config: rope_t_extrapolation_ratio = 2 (as in the 7B default here) and
-    extra_per_block_abs_pos_emb_type "learnable", which the multi-view network ignores (it always builds
-    the sin-cos embedding, so this config names that).
+    after the multi-view net config (the experiment group is last in Cosmos's root defaults list; a
+    Hydra composition of that structure gives the same): rope_t_extrapolation_ratio = 2 (as in the 7B
+    default here) and extra_per_block_abs_pos_emb_type "learnable", which the multi-view network
+    ignores (it always builds the sin-cos embedding, so this config names that).
     """
 
     n_views: int = 6
