@@ -398,7 +398,10 @@ def test_patched_wan_vae_matches_diffusers():
     )
     patched = apply_cosmos_kernels(copy.deepcopy(vae), backend="torch")
     report = patch_report(patched)
-    assert report.rms_norms > 0 and "AutoencoderKLWan" in report.left_unpatched[0]
+    assert report.rms_norms > 0 and not report.left_unpatched
+    # Every SiLU follows a norm in diffusers 0.42: the norms apply it, the owners' SiLU is an identity.
+    owners = [m for m in patched.modules() if hasattr(m, "nonlinearity")]
+    assert owners and all(isinstance(m.nonlinearity, torch.nn.Identity) for m in owners)
     torch.manual_seed(6)
     video = torch.randn(1, 3, 5, 16, 16, requires_grad=True)
     outs, grads = [], []
@@ -415,6 +418,36 @@ def test_patched_wan_vae_matches_diffusers():
     _assert_grads_close(grads[1], grads[0])
     remove_cosmos_kernels(patched)
     assert not any("forward" in m.__dict__ for m in patched.modules())
+    assert all(isinstance(m.nonlinearity, torch.nn.SiLU) for m in owners)
+    assert not any(name.startswith("_cosmos_kernels") for m in patched.modules() for name in m.__dict__)
+
+
+def test_wan_silu_stays_apart_where_the_forward_differs(monkeypatch):
+    """A block whose forward applies its SiLU elsewhere than right after its norms keeps both as they
+    are (fused, the extra SiLU would become an identity and the latents would differ)."""
+    from diffusers.models.autoencoders import autoencoder_kl_wan
+
+    def forward(self, x, feat_cache=None, feat_idx=[0]):  # noqa: B006 - diffusers' signature
+        h = self.conv_shortcut(x)
+        x = self.norm1(x)
+        x = self.nonlinearity(x)
+        x = self.conv1(x)
+        x = self.nonlinearity(x)
+        x = self.norm2(x)
+        x = self.nonlinearity(x)
+        return self.conv2(x) + h
+
+    monkeypatch.setattr(autoencoder_kl_wan.WanResidualBlock, "forward", forward)
+    vae = _randomize(diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1], num_res_blocks=1))
+    patched = apply_cosmos_kernels(copy.deepcopy(vae), backend="torch")
+    report = patch_report(patched)
+    assert "the SiLU of" in report.left_unpatched[0] and "block(s) stays apart" in report.left_unpatched[0]
+    blocks = [m for m in patched.modules() if isinstance(m, autoencoder_kl_wan.WanResidualBlock)]
+    assert blocks and all(isinstance(b.nonlinearity, torch.nn.SiLU) for b in blocks)
+    video = torch.randn(1, 3, 1, 16, 16)
+    with torch.no_grad():
+        ours, theirs = (m.encode(video).latent_dist.mode() for m in (patched, vae))
+    _assert_close(ours, theirs, "latents")
 
 
 def test_pipeline_components_are_patched():

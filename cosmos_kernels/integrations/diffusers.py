@@ -30,8 +30,11 @@ What runs on our ops:
 - VAE (``AutoencoderKLCosmos``): GroupNorm followed by SiLU in the ResNet blocks and at the encoder's
   and decoder's output on ``group_norm_silu``, GroupNorm alone (attention) on it without SiLU, and the
   Haar patcher/unpatcher on ``haar3d_analysis``/``haar3d_synthesis``. ``AutoencoderKLWan`` (Predict2/2.5):
-  its RMS norms over channels on ``rms_norm_channels_silu`` (one pass instead of ~6); the SiLU after
-  each stays in diffusers' residual blocks, whose forwards carry a causal frame cache.
+  its RMS norms over channels on ``rms_norm_channels_silu`` (one pass instead of ~6), with the SiLU
+  that follows each norm in the residual blocks and the encoder's and decoder's heads: those norms
+  apply it and the owner's ``nonlinearity`` becomes an identity, so the owners' forwards, which carry
+  a causal frame cache, stay diffusers'. Fused only where the owner's forward source shows the SiLU
+  right after each norm and nowhere else; the attention block's norm has no SiLU.
 
 If the installed diffusers' classes do not have the structure this module was written against
 (diffusers 0.42), ``apply_cosmos_kernels`` raises ``UnsupportedDiffusersError`` naming the version and
@@ -76,6 +79,7 @@ REPORT_ATTRIBUTE = "cosmos_kernels_patches"
 _BACKEND_ATTRIBUTE = "_cosmos_kernels_backend"
 _LAYOUT_ATTRIBUTE = "_cosmos_kernels_frame_layout"
 _LAYOUT_HOOKS_ATTRIBUTE = "_cosmos_kernels_frame_layout_hooks"
+_SILU_ATTRIBUTE = "_cosmos_kernels_silu"  # a Wan block's own SiLU, while its norms apply it
 
 # The parameters diffusers passes by name; a patched forward or processor must take the same ones.
 _BLOCK_PARAMETERS = (
@@ -760,20 +764,81 @@ def _plan_vae(vae: nn.Module, backend: str, report: PatchReport) -> list[Callabl
 # VAE (AutoencoderKLWan)
 
 
-def _wan_rms_norm_forward(self: nn.Module, x: Tensor) -> Tensor:
-    """``WanRMS_norm`` (normalize over channels, * sqrt(C) * gamma + bias) in one pass; the SiLU after
-    it stays in the caller, whose forward (with its causal frame cache) is left as diffusers has it."""
+def _wan_rms_norm(self: nn.Module, x: Tensor, silu: bool) -> Tensor:
     bias = self.bias.reshape(-1).to(x.dtype) if isinstance(self.bias, Tensor) else None
     weight = self.gamma.reshape(-1).to(x.dtype)
-    return ops.rms_norm_channels_silu(x, weight, bias, silu=False, backend=_backend(self))
+    return ops.rms_norm_channels_silu(x, weight, bias, silu=silu, backend=_backend(self))
+
+
+def _wan_rms_norm_forward(self: nn.Module, x: Tensor) -> Tensor:
+    """``WanRMS_norm`` (normalize over channels, * sqrt(C) * gamma + bias) in one pass."""
+    return _wan_rms_norm(self, x, silu=False)
+
+
+def _wan_rms_norm_silu_forward(self: nn.Module, x: Tensor) -> Tensor:
+    """``WanRMS_norm`` and the SiLU its owner applies next, in one pass (the owner's SiLU is then an
+    identity, see :func:`_silu_follows_norms`)."""
+    return _wan_rms_norm(self, x, silu=True)
+
+
+def _silu_follows_norms(owner: nn.Module, norms: tuple[str, ...]) -> bool:
+    """Whether ``owner``'s forward applies ``self.nonlinearity`` (a SiLU) exactly right after each of
+    ``norms`` and nowhere else, so that the norms can apply it and the owner's becomes an identity;
+    the owner's forward, with its causal frame cache, stays diffusers'. Read from its source."""
+    import inspect
+
+    if not isinstance(getattr(owner, "nonlinearity", None), nn.SiLU):
+        return False
+    try:
+        source = inspect.getsource(type(owner).forward)
+    except (OSError, TypeError):
+        return False
+    lines = [line.strip() for line in source.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    uses = [i for i, line in enumerate(lines) if "self.nonlinearity" in line]
+    expected = [f"x = self.{name}(x)" for name in norms]
+    return [lines[i] for i in uses] == ["x = self.nonlinearity(x)"] * len(norms) and [
+        lines[i - 1] for i in uses
+    ] == expected
+
+
+def _fuse_silu(owner: nn.Module, norms: tuple[str, ...], backend: str) -> None:
+    for name in norms:
+        _bind_forward(getattr(owner, name), _wan_rms_norm_silu_forward, backend)
+    owner.__dict__[_SILU_ATTRIBUTE] = owner.nonlinearity
+    owner.nonlinearity = nn.Identity()
+
+
+def _unfuse_silu(owner: nn.Module) -> bool:
+    if _SILU_ATTRIBUTE not in owner.__dict__:
+        return False
+    owner.nonlinearity = owner.__dict__.pop(_SILU_ATTRIBUTE)
+    return True
 
 
 def _plan_wan_vae(vae: nn.Module, backend: str, report: PatchReport) -> list[Callable[[], None]]:
-    from diffusers.models.autoencoders import autoencoder_kl_wan
+    from diffusers.models.autoencoders import autoencoder_kl_wan as wan
 
+    # The modules whose SiLU follows their norms, and those norms.
+    owners = {
+        wan.WanResidualBlock: ("norm1", "norm2"),
+        wan.WanEncoder3d: ("norm_out",),
+        wan.WanDecoder3d: ("norm_out",),
+    }
     steps: list[Callable[[], None]] = []
+    fused: set[int] = set()
+    unfused = 0
     for module in vae.modules():
-        if isinstance(module, autoencoder_kl_wan.WanRMS_norm):
+        norms = owners.get(type(module))
+        if norms is None:
+            continue
+        if _silu_follows_norms(module, norms):
+            steps.append(lambda m=module, n=norms: _fuse_silu(m, n, backend))
+            fused.update(id(getattr(module, name)) for name in norms)
+        else:
+            unfused += 1
+    for module in vae.modules():
+        if isinstance(module, wan.WanRMS_norm):
             _require_attributes(module, ("channel_first", "scale", "gamma", "bias"))
             channels = module.gamma.shape[0]
             _require(
@@ -785,12 +850,14 @@ def _plan_wan_vae(vae: nn.Module, backend: str, report: PatchReport) -> list[Cal
                 and (not isinstance(module.bias, Tensor) or module.bias.numel() == channels),
             )
             _check_forward_free(module)
-            steps.append(lambda m=module: _bind_forward(m, _wan_rms_norm_forward, backend))
+            if id(module) not in fused:
+                steps.append(lambda m=module: _bind_forward(m, _wan_rms_norm_forward, backend))
             report.rms_norms += 1
-    report.left_unpatched.append(
-        "AutoencoderKLWan: SiLU stays apart from its RMS norms (fusing it means replacing the residual "
-        "blocks' cached forward)"
-    )
+    if unfused:
+        report.left_unpatched.append(
+            f"AutoencoderKLWan: the SiLU of {unfused} block(s) stays apart from their RMS norms (their "
+            "forward does not apply it right after the norm, as diffusers 0.42's does)"
+        )
     return steps
 
 
@@ -810,6 +877,7 @@ _PATCHED_FORWARDS = frozenset(
         _patcher_forward,
         _unpatcher_forward,
         _wan_rms_norm_forward,
+        _wan_rms_norm_silu_forward,
     }
 )
 
@@ -991,6 +1059,8 @@ def _remove_from_model(model: nn.Module) -> int:
         if hasattr(module, "processor") and _unpatch_attention(module):
             removed += 1
         if _unbind_forward(module):
+            removed += 1
+        if _unfuse_silu(module):
             removed += 1
     model.__dict__.pop(REPORT_ATTRIBUTE, None)
     return removed

@@ -16,7 +16,8 @@ Each block runs in a one-block ``CosmosTransformer3DModel`` forward (see :func:`
   24 x 44 x 80 = 84,480 tokens, with Predict2's per-frame timesteps, which diffusers' forward repeats
   over every token as modulation rows and the patched block computes once per frame;
 - the Cosmos-1.0 CV8x8x8 VAE (``AutoencoderKLCosmos``) encoding and decoding a 121-frame 720p clip;
-- the Wan VAE's RMS norm (Predict2/2.5) on its widest 720p activation, 4 frames (one cache chunk).
+- the Wan VAE's RMS norm (Predict2/2.5) on its widest 720p activation, 4 frames (one cache chunk),
+  alone and with the SiLU that follows it in the residual blocks (fused when patched).
 """
 
 import copy
@@ -182,8 +183,9 @@ def vae_case(
     )
 
 
-def wan_rms_norm_case(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> Case:
-    """diffusers' ``WanRMS_norm`` (the Wan VAE's norm, per frame chunk) vs ``rms_norm_channels_silu``."""
+def wan_rms_norm_case(shape: tuple[int, ...], dtype: torch.dtype, device: str, *, silu: bool) -> Case:
+    """diffusers' ``WanRMS_norm`` (the Wan VAE's norm, per frame chunk), then its owner's SiLU when
+    ``silu``, against ``rms_norm_channels_silu`` as the patched VAE runs it."""
     from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 
     from cosmos_kernels import ops
@@ -194,14 +196,14 @@ def wan_rms_norm_case(shape: tuple[int, ...], dtype: torch.dtype, device: str) -
     x = torch.randn(shape, device=device, dtype=dtype)
 
     def ours(x: Tensor, *, backend: str) -> Tensor:
-        return ops.rms_norm_channels_silu(x, norm.gamma.reshape(-1), silu=False, backend=backend)
+        return ops.rms_norm_channels_silu(x, norm.gamma.reshape(-1), silu=silu, backend=backend)
 
     def eager(x: Tensor) -> Tensor:
         with torch.no_grad():
-            return norm(x)
+            return torch.nn.functional.silu(norm(x)) if silu else norm(x)
 
     return Case(
-        name="diffusers wan rms_norm",
+        name=f"diffusers wan rms_norm{'+silu' if silu else ''}",
         shape=_label(shape),
         bytes_moved=2 * x.numel() * x.element_size(),
         inputs=[(x,)],
@@ -246,7 +248,8 @@ def diffusers_cases(size: str, dtype: torch.dtype, device: str) -> dict[str, Cal
             learnable_pos_embed=False,
             per_frame_timesteps=True,
         ),
-        "diffusers wan rms_norm": lambda: wan_rms_norm_case(wan_shape, dtype, device),
+        "diffusers wan rms_norm": lambda: wan_rms_norm_case(wan_shape, dtype, device, silu=False),
+        "diffusers wan rms_norm+silu": lambda: wan_rms_norm_case(wan_shape, dtype, device, silu=True),
         "diffusers cv8x8x8 encode": lambda: vae_case(clip, dtype, device, decode=False, small=small),
         "diffusers cv8x8x8 decode": lambda: vae_case(clip, dtype, device, decode=True, small=small),
     }
