@@ -242,6 +242,17 @@ def _modulation_rows(model) -> list[int]:
     return rows
 
 
+def _per_frame_model(model_kind: str, frames: int = 3):
+    """A Predict2 transformer or a Transfer2.5 ControlNet, and inputs with per-frame timesteps."""
+    model = _controlnet() if model_kind == "controlnet" else _transformer("predict2")
+    inputs = _inputs("predict2", frames=frames)
+    if model_kind == "controlnet":
+        inputs["latents"] = inputs.pop("hidden_states")
+        inputs["controls_latents"] = torch.randn(2, 4, frames, 8, 8)
+        inputs["encoder_hidden_states"] = (inputs["encoder_hidden_states"], torch.randn(2, 3, 8))
+    return model, inputs
+
+
 @pytest.mark.parametrize("model_kind", ["predict2", "controlnet"])
 def test_per_frame_timesteps_modulate_once_per_frame(model_kind):
     """diffusers repeats a per-frame timestep's modulation input over the frame's H'W' tokens; the
@@ -249,12 +260,7 @@ def test_per_frame_timesteps_modulate_once_per_frame(model_kind):
     values are diffusers' (compared with gradients in test_patched_*_matches_diffusers, which run
     per-frame timesteps); here, which rows are computed: frames, not tokens."""
     frames, tokens = 3, 3 * 16
-    model = _controlnet() if model_kind == "controlnet" else _transformer("predict2")
-    inputs = _inputs("predict2", frames=frames)
-    if model_kind == "controlnet":
-        inputs["latents"] = inputs.pop("hidden_states")
-        inputs["controls_latents"] = torch.randn(2, 4, frames, 8, 8)
-        inputs["encoder_hidden_states"] = (inputs["encoder_hidden_states"], torch.randn(2, 3, 8))
+    model, inputs = _per_frame_model(model_kind, frames)
     patched = apply_cosmos_kernels(copy.deepcopy(model), backend="torch")
     reference_rows, rows = _modulation_rows(model), _modulation_rows(patched)
     with torch.no_grad():
@@ -262,6 +268,20 @@ def test_per_frame_timesteps_modulate_once_per_frame(model_kind):
         patched(**inputs)
     assert reference_rows and set(reference_rows) == {tokens}
     assert len(rows) == len(reference_rows) and set(rows) == {frames}
+
+
+@pytest.mark.parametrize("model_kind", ["predict2", "controlnet"])
+def test_gradient_checkpointing_with_per_frame_timesteps(model_kind):
+    """diffusers' checkpointed blocks run again in the backward, after the forward (and the frame
+    layout its hooks noted) has ended: the rerun must take the per-frame path again, with the same
+    gradients as diffusers'."""
+    model, inputs = _per_frame_model(model_kind)
+    model.enable_gradient_checkpointing()
+    model.train()
+    patched = apply_cosmos_kernels(copy.deepcopy(model), backend="torch")
+    rows = _modulation_rows(patched)
+    _compare(model, patched, inputs)
+    assert set(rows) == {3}
 
 
 def test_per_token_modulation_where_the_layout_is_unknown():
@@ -402,6 +422,9 @@ def test_patched_wan_vae_matches_diffusers():
     # Every SiLU follows a norm in diffusers 0.42: the norms apply it, the owners' SiLU is an identity.
     owners = [m for m in patched.modules() if hasattr(m, "nonlinearity")]
     assert owners and all(isinstance(m.nonlinearity, torch.nn.Identity) for m in owners)
+    apply_cosmos_kernels(patched, backend="torch")  # applying again gives the same patches
+    assert patch_report(patched) == report
+    assert all(isinstance(m.nonlinearity, torch.nn.Identity) for m in owners)
     torch.manual_seed(6)
     video = torch.randn(1, 3, 5, 16, 16, requires_grad=True)
     outs, grads = [], []
@@ -422,20 +445,35 @@ def test_patched_wan_vae_matches_diffusers():
     assert not any(name.startswith("_cosmos_kernels") for m in patched.modules() for name in m.__dict__)
 
 
-def test_wan_silu_stays_apart_where_the_forward_differs(monkeypatch):
-    """A block whose forward applies its SiLU elsewhere than right after its norms keeps both as they
-    are (fused, the extra SiLU would become an identity and the latents would differ)."""
-    from diffusers.models.autoencoders import autoencoder_kl_wan
+def _wan_block_forward_with_an_extra_silu(self, x, feat_cache=None, feat_idx=[0]):  # noqa: B006
+    h = self.conv_shortcut(x)
+    x = self.norm1(x)
+    x = self.nonlinearity(x)
+    x = self.conv1(x)
+    x = self.nonlinearity(x)
+    x = self.norm2(x)
+    x = self.nonlinearity(x)
+    return self.conv2(x) + h
 
-    def forward(self, x, feat_cache=None, feat_idx=[0]):  # noqa: B006 - diffusers' signature
-        h = self.conv_shortcut(x)
-        x = self.norm1(x)
-        x = self.nonlinearity(x)
-        x = self.conv1(x)
-        x = self.nonlinearity(x)
-        x = self.norm2(x)
-        x = self.nonlinearity(x)
-        return self.conv2(x) + h
+
+def _wan_block_forward_with_a_norm_used_twice(self, x, feat_cache=None, feat_idx=[0]):  # noqa: B006
+    h = self.conv_shortcut(x)
+    x = self.norm1(x)
+    x = self.nonlinearity(x)
+    x = self.conv1(x)
+    x = self.norm2(x)
+    x = self.nonlinearity(x)
+    x = self.conv2(x)
+    return x + h + self.norm2(x)
+
+
+@pytest.mark.parametrize(
+    "forward", [_wan_block_forward_with_an_extra_silu, _wan_block_forward_with_a_norm_used_twice]
+)
+def test_wan_silu_stays_apart_where_the_forward_differs(monkeypatch, forward):
+    """A block whose forward applies its SiLU elsewhere than right after its norms, or uses a norm
+    without it, keeps both as they are (fused, the latents would differ)."""
+    from diffusers.models.autoencoders import autoencoder_kl_wan
 
     monkeypatch.setattr(autoencoder_kl_wan.WanResidualBlock, "forward", forward)
     vae = _randomize(diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1], num_res_blocks=1))

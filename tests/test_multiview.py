@@ -409,7 +409,7 @@ def test_pipeline_bad_input():
         MultiviewText2WorldPipeline(build_dit("tiny"), text, tokenizer)
     with pytest.raises(ValueError, match="prompt_upsampler: multi-view pipelines take the prompts as given"):
         MultiviewText2WorldPipeline(net, text, tokenizer, prompt_upsampler=str.upper)
-    with pytest.raises(ValueError, match="needs a Video2World one"):
+    with pytest.raises(ValueError, match=r"e.g. build_dit\('tiny-multiview-video2world'\)"):
         MultiviewVideo2WorldPipeline(net, text, tokenizer)("a", torch.zeros(1, 3, V, 16, 16), num_frames=9)
     net, text, tokenizer = _pipeline("-video2world")
     v2w = MultiviewVideo2WorldPipeline(net, text, tokenizer)

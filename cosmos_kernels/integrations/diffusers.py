@@ -25,8 +25,10 @@ What runs on our ops:
   as per-token rows (B, S, D), each frame's row repeated over its H'W' tokens; hooks on the model note
   the frame layout, and the patched blocks and final norm compute the modulation MLP on one row per
   frame, which ``adaln_modulate`` and ``gated_residual_adaln`` take as (B, T, D): the same values,
-  H'W' times fewer MLP rows, and per-frame rows read instead of per-token ones. Where the layout is
-  unknown (a block called alone, sequence shards under context parallelism) the rows stay per token.
+  H'W' times fewer MLP rows, and per-frame rows read instead of per-token ones. The expanded tensor
+  keeps the decision, so a checkpointed block's rerun in the backward takes the same path. Where the
+  layout is unknown (a block called alone, sequence shards under context parallelism) the rows stay
+  per token.
 - VAE (``AutoencoderKLCosmos``): GroupNorm followed by SiLU in the ResNet blocks and at the encoder's
   and decoder's output on ``group_norm_silu``, GroupNorm alone (attention) on it without SiLU, and the
   Haar patcher/unpatcher on ``haar3d_analysis``/``haar3d_synthesis``. ``AutoencoderKLWan`` (Predict2/2.5):
@@ -79,6 +81,7 @@ REPORT_ATTRIBUTE = "cosmos_kernels_patches"
 _BACKEND_ATTRIBUTE = "_cosmos_kernels_backend"
 _LAYOUT_ATTRIBUTE = "_cosmos_kernels_frame_layout"
 _LAYOUT_HOOKS_ATTRIBUTE = "_cosmos_kernels_frame_layout_hooks"
+_ROWS_ATTRIBUTE = "_cosmos_kernels_tokens_per_frame"  # on diffusers' per-token modulation input
 _SILU_ATTRIBUTE = "_cosmos_kernels_silu"  # a Wan block's own SiLU, while its norms apply it
 
 # The parameters diffusers passes by name; a patched forward or processor must take the same ones.
@@ -469,16 +472,19 @@ def _frame_rows(
     module: nn.Module, tokens: int, embedded_timestep: Tensor, temb: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
     """One modulation input row per frame where the rows are known to repeat over each frame's tokens."""
-    layout = module.__dict__.get(_LAYOUT_ATTRIBUTE)
-    if (
-        layout is None
-        or layout.frames is None
-        or embedded_timestep.dim() != 3
-        or embedded_timestep.shape[1] != tokens
-        or tokens != layout.frames * layout.tokens_per_frame
-    ):
+    if embedded_timestep.dim() != 3 or embedded_timestep.shape[1] != tokens:
         return embedded_timestep, temb
-    step = layout.tokens_per_frame
+    step = getattr(embedded_timestep, _ROWS_ATTRIBUTE, None)
+    if step is None:
+        layout = module.__dict__.get(_LAYOUT_ATTRIBUTE)
+        if layout is None or layout.frames is None or tokens != layout.frames * layout.tokens_per_frame:
+            return embedded_timestep, temb
+        step = layout.tokens_per_frame
+        if not torch.compiler.is_compiling():
+            # A checkpointed block runs again in the backward, after the forward's layout is cleared:
+            # the tensor diffusers expanded carries the decision, so the rerun takes the same path.
+            # (Compiled, the recomputation is part of the traced graph.)
+            setattr(embedded_timestep, _ROWS_ATTRIBUTE, step)
     return embedded_timestep[:, ::step], None if temb is None else temb[:, ::step]
 
 
@@ -782,12 +788,13 @@ def _wan_rms_norm_silu_forward(self: nn.Module, x: Tensor) -> Tensor:
 
 
 def _silu_follows_norms(owner: nn.Module, norms: tuple[str, ...]) -> bool:
-    """Whether ``owner``'s forward applies ``self.nonlinearity`` (a SiLU) exactly right after each of
-    ``norms`` and nowhere else, so that the norms can apply it and the owner's becomes an identity;
-    the owner's forward, with its causal frame cache, stays diffusers'. Read from its source."""
+    """Whether ``owner``'s forward calls each of ``norms`` once and applies ``self.nonlinearity`` (a
+    SiLU) right after each and nowhere else, so that the norms can apply it and the owner's becomes an
+    identity; the owner's forward, with its causal frame cache, stays diffusers'. Read from its source."""
     import inspect
 
-    if not isinstance(getattr(owner, "nonlinearity", None), nn.SiLU):
+    # A re-apply plans before it removes the last patch: the owner's own SiLU is then kept aside.
+    if not isinstance(owner.__dict__.get(_SILU_ATTRIBUTE, getattr(owner, "nonlinearity", None)), nn.SiLU):
         return False
     try:
         source = inspect.getsource(type(owner).forward)
@@ -797,9 +804,12 @@ def _silu_follows_norms(owner: nn.Module, norms: tuple[str, ...]) -> bool:
     lines = [line for line in lines if line and not line.startswith("#")]
     uses = [i for i, line in enumerate(lines) if "self.nonlinearity" in line]
     expected = [f"x = self.{name}(x)" for name in norms]
-    return [lines[i] for i in uses] == ["x = self.nonlinearity(x)"] * len(norms) and [
-        lines[i - 1] for i in uses
-    ] == expected
+    called_once = all(sum(f"self.{name}(" in line for line in lines) == 1 for name in norms)
+    return (
+        called_once
+        and [lines[i] for i in uses] == ["x = self.nonlinearity(x)"] * len(norms)
+        and [lines[i - 1] for i in uses] == expected
+    )
 
 
 def _fuse_silu(owner: nn.Module, norms: tuple[str, ...], backend: str) -> None:

@@ -67,6 +67,7 @@ class MultiviewPipeline(WorldPipeline):
     """What multi-view Text2World and Video2World share; see the module docstring."""
 
     net: MultiviewGeneralDIT
+    video2world_example = "tiny-multiview-video2world"
 
     def __init__(self, net: MultiviewGeneralDIT, *args: object, **kwargs: object) -> None:
         if not isinstance(net, MultiviewGeneralDIT):

@@ -77,6 +77,7 @@ class WorldPipeline:
     """Shared parts of Text2World and Video2World; see the module docstring."""
 
     upsampler_kind = ""
+    video2world_example = "tiny-video2world"  # named in errors when given a Text2World network
 
     def __init__(
         self,
@@ -239,7 +240,7 @@ class WorldPipeline:
         if not self.net.config.video_extend:
             raise ValueError(
                 f"this is a Text2World network; {type(self).__name__} needs a Video2World one, e.g. "
-                "build_dit('tiny-video2world')"
+                f"build_dit('{self.video2world_example}')"
             )
         if self.tokenizer is None:
             raise ValueError("Video2World needs a tokenizer to encode the given frames")
