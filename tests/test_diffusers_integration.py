@@ -284,6 +284,18 @@ def test_gradient_checkpointing_with_per_frame_timesteps(model_kind):
     assert set(rows) == {3}
 
 
+def test_regional_compile_with_checkpointing_and_per_frame_timesteps():
+    """Blocks compiled one by one (diffusers' compile_repeated_blocks does this) and checkpointed: the
+    rerun in the backward takes the forward's per-frame path, with diffusers' gradients."""
+    model, inputs = _per_frame_model("predict2", frames=2)
+    model.enable_gradient_checkpointing()
+    model.train()
+    patched = apply_cosmos_kernels(copy.deepcopy(model), backend="torch")
+    for block in patched.transformer_blocks:
+        block.compile(backend="aot_eager", fullgraph=True)
+    _compare(model, patched, inputs)
+
+
 def test_per_token_modulation_where_the_layout_is_unknown():
     """A block called outside the model's forward (or after a failed forward) keeps per-token rows."""
     model = _transformer("predict2")
