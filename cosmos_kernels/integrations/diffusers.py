@@ -788,16 +788,22 @@ def _wan_rms_norm_silu_forward(self: nn.Module, x: Tensor) -> Tensor:
 
 
 def _silu_follows_norms(owner: nn.Module, norms: tuple[str, ...]) -> bool:
-    """Whether ``owner``'s forward calls each of ``norms`` once and applies ``self.nonlinearity`` (a
-    SiLU) right after each and nowhere else, so that the norms can apply it and the owner's becomes an
-    identity; the owner's forward, with its causal frame cache, stays diffusers'. Read from its source."""
+    """Whether ``owner``'s own SiLU can move into ``norms`` (see :func:`_forward_applies_silu_after`)."""
+    # A re-apply plans before it removes the last patch: the owner's own SiLU is then kept aside.
+    silu = owner.__dict__.get(_SILU_ATTRIBUTE, getattr(owner, "nonlinearity", None))
+    return isinstance(silu, nn.SiLU) and _forward_applies_silu_after(type(owner).forward, norms)
+
+
+@functools.cache
+def _forward_applies_silu_after(forward: Callable[..., Any], norms: tuple[str, ...]) -> bool:
+    """Whether ``forward`` calls each of ``norms`` once and applies ``self.nonlinearity`` right after
+    each and nowhere else, so that the norms can apply it and the owner's becomes an identity; the
+    owner's forward, with its causal frame cache, stays diffusers'. Read from its source, once per
+    function (a VAE has dozens of owners of three classes)."""
     import inspect
 
-    # A re-apply plans before it removes the last patch: the owner's own SiLU is then kept aside.
-    if not isinstance(owner.__dict__.get(_SILU_ATTRIBUTE, getattr(owner, "nonlinearity", None)), nn.SiLU):
-        return False
     try:
-        source = inspect.getsource(type(owner).forward)
+        source = inspect.getsource(forward)
     except (OSError, TypeError):
         return False
     lines = [line.strip() for line in source.splitlines()]
